@@ -1,0 +1,182 @@
+"""Dataset folders: `dataset.yaml` + labels (+ images, instance ids, amodal masks).
+
+Layout (paths in dataset.yaml are relative to its folder, or absolute):
+
+    DATA/dataset.yaml          classes: [names] | preset: coco_stuff164k|voc12|ade20k|pascal_context59
+                               ignore_index: 255, unseen: [names], things: [names],
+                               reduce_zero_label: false, labels_dir: labels, images_dir: images,
+                               instances_dir: instances, amodal_dir: amodal, label_suffix: .png
+    DATA/labels/<stem>.png     class ids (uint8/uint16), the ignore value where unlabelled
+    DATA/images/<stem>.jpg|png optional for scoring (the runner needs it)
+    DATA/instances/<stem>.png  optional uint16 instance ids (0 = none)
+    DATA/amodal/<stem>.npz     optional: `ids` (n,) instance ids and `masks` (n, H, W) amodal masks
+
+The mmseg layouts of the real datasets are the same thing with other folder names and suffixes
+(COCO-Stuff 164k: `annotations/val2017/*_labelTrainIds.png`), so `preset` + `labels_dir` +
+`label_suffix` points zeg-eval at data a user already has; see `harness/data/presets.yaml`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from harness.errors import UserError
+from harness.imageio import read_label_png
+from harness.yamlcfg import load_yaml_mapping
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+@lru_cache(maxsize=1)
+def presets() -> dict:
+    """Class lists and conventions of known datasets (names as in mmseg 1.x METAINFO)."""
+    text = resources.files("harness.data").joinpath("presets.yaml").read_text()
+    import yaml
+
+    return yaml.safe_load(text)
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    root: Path
+    name: str
+    classes: tuple[str, ...]
+    ignore_index: int = 255
+    unseen: tuple[str, ...] = ()
+    things: tuple[str, ...] | None = None
+    reduce_zero_label: bool = False
+    labels_dir: Path = Path("labels")
+    images_dir: Path | None = None
+    instances_dir: Path | None = None
+    amodal_dir: Path | None = None
+    label_suffix: str = ".png"
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def unseen_mask(self) -> np.ndarray:
+        return np.isin(np.asarray(self.classes, dtype=object), list(self.unseen))
+
+    @property
+    def thing_mask(self) -> np.ndarray | None:
+        if self.things is None:
+            return None
+        return np.isin(np.asarray(self.classes, dtype=object), list(self.things))
+
+    def stems(self) -> list[str]:
+        """Sorted stems of the label files (the dataset's images)."""
+        if not self.labels_dir.is_dir():
+            raise UserError("labels folder does not exist", self.labels_dir)
+        suffix = self.label_suffix
+        stems = sorted(p.name[: -len(suffix)] for p in self.labels_dir.iterdir() if p.name.endswith(suffix))
+        if not stems:
+            raise UserError(f"no label files ending in '{suffix}'", self.labels_dir)
+        return stems
+
+    def label_path(self, stem: str) -> Path:
+        return self.labels_dir / f"{stem}{self.label_suffix}"
+
+    def image_path(self, stem: str) -> Path:
+        if self.images_dir is None:
+            raise UserError("dataset has no images_dir (the runner needs images)", self.root / "dataset.yaml")
+        for suffix in IMAGE_SUFFIXES:
+            path = self.images_dir / f"{stem}{suffix}"
+            if path.is_file():
+                return path
+        raise UserError(f"no image for '{stem}' ({'/'.join(IMAGE_SUFFIXES)})", self.images_dir)
+
+    def load_label(self, stem: str) -> np.ndarray:
+        """Ground truth as int32 train ids, ignore pixels = ignore_index; values are checked."""
+        path = self.label_path(stem)
+        raw = read_label_png(path).astype(np.int32)
+        if self.reduce_zero_label:
+            # mmseg's convention: 0 (background/other) is ignored and every other id shifts down by one.
+            raw = np.where(raw == 0, self.ignore_index, raw - 1)
+            raw[raw == self.ignore_index - 1] = self.ignore_index
+        check_label_values(raw, self.num_classes, self.ignore_index, path, what="label")
+        return raw
+
+    def load_instances(self, stem: str) -> np.ndarray | None:
+        if self.instances_dir is None:
+            return None
+        path = self.instances_dir / f"{stem}.png"
+        return read_label_png(path) if path.is_file() else None
+
+    def load_amodal(self, stem: str) -> dict[int, np.ndarray] | None:
+        if self.amodal_dir is None:
+            return None
+        path = self.amodal_dir / f"{stem}.npz"
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path) as data:
+                ids, masks = data["ids"], data["masks"].astype(bool)
+        except Exception as exc:  # zip/npz errors come in many types
+            raise UserError(f"cannot read amodal masks ({type(exc).__name__}: {exc})", path) from None
+        return {int(i): m for i, m in zip(ids, masks)}
+
+
+def check_label_values(labels: np.ndarray, num_classes: int, ignore_index: int, path, what: str) -> None:
+    """A value that is neither a class id nor the ignore value is an error (mmseg drops it silently)."""
+    values = np.unique(labels)
+    bad = values[((values < 0) | (values >= num_classes)) & (values != ignore_index)]
+    if bad.size:
+        shown = ", ".join(str(v) for v in bad[:5]) + (" ..." if bad.size > 5 else "")
+        raise UserError(f"{what} value(s) {shown} out of range: {num_classes} classes, ignore {ignore_index}", path)
+
+
+def load_dataset(path: str | Path) -> DatasetSpec:
+    """A dataset from a folder holding dataset.yaml, or from the yaml file itself."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError("data folder does not exist", path)
+    yaml_path = path / "dataset.yaml" if path.is_dir() else path
+    if not yaml_path.is_file():
+        raise UserError("no dataset.yaml in the data folder", path)
+    allowed = {"name", "preset", "classes", "ignore_index", "unseen", "things", "reduce_zero_label",
+               "labels_dir", "images_dir", "instances_dir", "amodal_dir", "label_suffix"}
+    raw, lines = load_yaml_mapping(yaml_path, allowed)
+    root = yaml_path.parent
+    values = {}
+    if "preset" in raw:
+        known = presets()
+        if raw["preset"] not in known:
+            raise UserError(f"line {lines['preset']}: unknown preset '{raw['preset']}' (known: {', '.join(known)})", yaml_path)
+        values.update(known[raw["preset"]])
+    values.update({k: v for k, v in raw.items() if k != "preset"})
+    if "classes" not in values:
+        raise UserError("needs 'classes' (a list of names) or a 'preset'", yaml_path)
+    classes = tuple(str(c) for c in values["classes"])
+    for key in ("unseen", "things"):
+        unknown = [n for n in values.get(key) or () if n not in classes]
+        if unknown:
+            raise UserError(f"line {lines.get(key, '?')}: {key} names not in classes: {unknown[:5]}", yaml_path)
+
+    def folder(key, default):
+        value = values.get(key, default)
+        if value is None:
+            return None
+        p = Path(value)
+        p = p if p.is_absolute() else root / p
+        return p if (p.exists() or key == "labels_dir") else None
+
+    return DatasetSpec(
+        root=root,
+        name=str(values.get("name", root.name)),
+        classes=classes,
+        ignore_index=int(values.get("ignore_index", 255)),
+        unseen=tuple(values.get("unseen") or ()),
+        things=None if values.get("things") is None else tuple(values["things"]),
+        reduce_zero_label=bool(values.get("reduce_zero_label", False)),
+        labels_dir=folder("labels_dir", "labels"),
+        images_dir=folder("images_dir", "images"),
+        instances_dir=folder("instances_dir", "instances"),
+        amodal_dir=folder("amodal_dir", "amodal"),
+        label_suffix=str(values.get("label_suffix", ".png")),
+    )

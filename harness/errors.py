@@ -1,0 +1,9 @@
+"""The one exception type the CLI turns into a single line (no traceback)."""
+
+
+class UserError(Exception):
+    """Bad input from the user: a file, a value or an option. The message names the file and the problem."""
+
+    def __init__(self, message: str, path=None):
+        self.path = None if path is None else str(path)
+        super().__init__(f"{self.path}: {message}" if self.path else message)

@@ -1,0 +1,48 @@
+"""Reading label maps and images, with errors that name the file."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from harness.errors import UserError
+
+
+def read_label_png(path: str | Path) -> np.ndarray:
+    """A single-channel PNG (uint8 or uint16) as a 2-D array, unchanged (no palette or colour conversion)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("file not found", path)
+    data = np.fromfile(path, dtype=np.uint8)
+    array = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if array is None:
+        raise UserError("cannot decode image (corrupt or not a PNG)", path)
+    if array.ndim == 3:
+        # Palette PNGs are decoded by OpenCV to colour; a label map must hold class ids, not colours.
+        raise UserError(f"expected a single-channel label map, got {array.shape[2]} channels", path)
+    if array.dtype not in (np.uint8, np.uint16):
+        raise UserError(f"expected uint8 or uint16 labels, got {array.dtype}", path)
+    return array
+
+
+def write_label_png(path: str | Path, labels: np.ndarray) -> None:
+    """Write a label map as PNG: uint8 when every id fits, else uint16."""
+    labels = np.asarray(labels)
+    dtype = np.uint8 if labels.size == 0 or labels.max() < 256 else np.uint16
+    ok, buffer = cv2.imencode(".png", labels.astype(dtype))
+    if not ok:
+        raise UserError("cannot encode PNG", path)
+    Path(path).write_bytes(buffer.tobytes())
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """An image as HxWx3 uint8 RGB."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError("file not found", path)
+    data = np.fromfile(path, dtype=np.uint8)
+    bgr = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if bgr is None:
+        raise UserError("cannot decode image (corrupt or unsupported format)", path)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -1,0 +1,95 @@
+"""The standard family: mmseg `IoUMetric` semantics, plus the zero-shot seen/unseen split.
+
+Accumulation (mmseg 1.x `IoUMetric.intersect_and_union` / `total_area_to_metrics`): per image, pixels
+whose label is the ignore value are dropped; per class the areas of intersection, union, prediction
+and label are summed over the whole dataset, and only then turned into ratios. A class absent from
+both ground truth and prediction has 0/0 = NaN and is skipped by the class means (nanmean); a class
+predicted but absent from the ground truth has IoU 0 and counts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+COUNT_COLUMNS = ("intersect", "pred_area", "label_area")
+
+
+@dataclass(frozen=True)
+class StandardConfig:
+    beta: float = 1.0  # F-score beta, as mmseg's IoUMetric
+
+
+def image_class_counts(gt: np.ndarray, pred: np.ndarray, ignore_index: int) -> dict[str, np.ndarray]:
+    """Per-class pixel counts of one image, for the classes present in `gt` or `pred` only.
+
+    gt, pred: integer maps of equal shape; gt pixels equal to `ignore_index` are dropped (from both).
+    Returns columns `class`, `intersect` = |P_c ∩ G_c|, `pred_area` = |P_c|, `label_area` = |G_c|
+    (all int64, one row per class present), so the cost grows with the classes in the image, not
+    with the classes of the dataset. Union is pred_area + label_area - intersect.
+    """
+    valid = gt != ignore_index
+    g = gt[valid].astype(np.int64, copy=False)
+    p = pred[valid].astype(np.int64, copy=False)
+    # Compact the ids present to 0..k-1 so the confusion histogram is k x k, not C x C.
+    classes, inverse = np.unique(np.concatenate([g, p]), return_inverse=True)
+    k = classes.size
+    g_idx, p_idx = inverse[: g.size], inverse[g.size:]
+    label_area = np.bincount(g_idx, minlength=k)
+    pred_area = np.bincount(p_idx, minlength=k)
+    intersect = np.bincount(g_idx[g_idx == p_idx], minlength=k)
+    return {"class": classes.astype(np.int64), "intersect": intersect.astype(np.int64),
+            "pred_area": pred_area.astype(np.int64), "label_area": label_area.astype(np.int64)}
+
+
+def per_class_metrics(intersect, pred_area, label_area, beta: float = 1.0) -> dict[str, np.ndarray]:
+    """Per-class ratios in percent from dataset-summed counts (arrays of shape [..., C]).
+
+    IoU = I / (P + L - I); Acc = Recall = I / L; Dice = 2I / (P + L); Precision = I / P;
+    Fscore = (1 + beta²) Precision Recall / (beta² Precision + Recall)  (mmseg's definitions).
+    0/0 gives NaN (class absent from both), as in mmseg.
+    """
+    i, p, l = (np.asarray(a, dtype=np.float64) for a in (intersect, pred_area, label_area))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iou = i / (p + l - i)
+        recall = i / l
+        precision = i / p
+        dice = 2 * i / (p + l)
+        fscore = (1 + beta**2) * precision * recall / (beta**2 * precision + recall)
+    return {"IoU": 100 * iou, "Acc": 100 * recall, "Dice": 100 * dice, "Fscore": 100 * fscore,
+            "Precision": 100 * precision, "Recall": 100 * recall}
+
+
+def nanmean_classes(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+    """Mean over the class axis (last) skipping NaN classes; `mask` selects a subset (e.g. unseen)."""
+    values = np.asarray(values, dtype=np.float64)
+    if mask is not None:
+        values = values[..., np.asarray(mask, dtype=bool)]
+    finite = np.isfinite(values)
+    count = finite.sum(axis=-1)
+    total = np.where(finite, values, 0.0).sum(axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def summary(intersect, pred_area, label_area, unseen_mask=None, beta: float = 1.0) -> dict[str, np.ndarray]:
+    """Dataset metrics from summed counts [..., C]: aAcc, mIoU, mAcc, mDice, mFscore, mPrecision,
+    mRecall and, when `unseen_mask` (bool [C]) marks at least one class, mIoU_seen, mIoU_unseen, hIoU.
+
+    aAcc = Σ_c I_c / Σ_c L_c (overall pixel accuracy over non-ignored pixels).
+    """
+    per_class = per_class_metrics(intersect, pred_area, label_area, beta)
+    i = np.asarray(intersect, dtype=np.float64)
+    l = np.asarray(label_area, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = {"aAcc": 100 * i.sum(-1) / l.sum(-1)}
+    for name in ("IoU", "Acc", "Dice", "Fscore", "Precision", "Recall"):
+        out["m" + name] = nanmean_classes(per_class[name])
+    if unseen_mask is not None and np.any(unseen_mask):
+        unseen_mask = np.asarray(unseen_mask, dtype=bool)
+        seen = nanmean_classes(per_class["IoU"], ~unseen_mask)
+        unseen = nanmean_classes(per_class["IoU"], unseen_mask)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            h = np.where((seen + unseen) > 0, 2 * seen * unseen / (seen + unseen), np.nan)
+        out.update(mIoU_seen=seen, mIoU_unseen=unseen, hIoU=h)
+    return out

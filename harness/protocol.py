@@ -1,0 +1,96 @@
+"""Protocols: which metric families to compute, with which parameters (declarative YAML).
+
+    name: small_targets
+    description: ...
+    families:
+      standard: {}                 # defaults are the conventions in README.md
+      size: {buckets: {small: [0, 1024], medium: [1024, 9216], large: [9216, null]}}
+    data: sample                   # default dataset for `zeg-eval run` without --data
+    models: [...]                  # models to run (see harness/runner); optional for scoring folders
+
+Unknown keys anywhere are errors naming the file and line.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.errors import UserError
+from harness.metrics.boundary import BoundaryConfig
+from harness.metrics.occlusion import OcclusionConfig
+from harness.metrics.size import SizeConfig
+from harness.metrics.standard import StandardConfig
+from harness.yamlcfg import check_keys, mapping_items, parse_yaml, to_python
+
+FAMILY_CONFIGS = {"standard": StandardConfig, "size": SizeConfig, "occlusion": OcclusionConfig,
+                  "boundary": BoundaryConfig}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    families: dict  # family name -> its config dataclass, in a fixed order
+    description: str = ""
+    data: str | None = None
+    models: tuple = ()
+    path: Path | None = None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "description": self.description, "data": self.data,
+                "families": {k: dataclasses.asdict(v) for k, v in self.families.items()},
+                "models": list(self.models)}
+
+
+def _family_config(cls, node, path, family):
+    if node is None or (hasattr(node, "value") and node.value in ("", None, [])):
+        return cls()
+    items = mapping_items(node, path, where=f"families.{family}")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    check_keys(items, set(names), path, where=f"families.{family}")
+    kwargs = {}
+    for key, value_node, line in items:
+        value = to_python(value_node)
+        default = names[key].default_factory() if names[key].default_factory is not dataclasses.MISSING else names[key].default
+        if isinstance(default, dict):
+            if not isinstance(value, dict) or not all(isinstance(v, (list, tuple)) and len(v) == 2 for v in value.values()):
+                raise UserError(f"line {line}: families.{family}.{key} must map bucket names to [low, high]", path)
+            value = {str(k): (v[0], v[1]) for k, v in value.items()}
+        elif isinstance(default, tuple):
+            if not isinstance(value, list):
+                raise UserError(f"line {line}: families.{family}.{key} must be a list", path)
+            value = tuple(value)
+        elif isinstance(default, (int, float)) and not isinstance(default, bool):
+            if not isinstance(value, (int, float)) or isinstance(value, bool):
+                raise UserError(f"line {line}: families.{family}.{key} must be a number", path)
+        kwargs[key] = value
+    return cls(**kwargs)
+
+
+def load_protocol(path: str | Path) -> Protocol:
+    path = Path(path)
+    root = parse_yaml(path)
+    items = mapping_items(root, path)
+    check_keys(items, {"name", "description", "families", "data", "models"}, path)
+    top = {k: (v, line) for k, v, line in items}
+    if "families" not in top:
+        raise UserError("a protocol needs 'families' (standard, size, occlusion, boundary)", path)
+    families_node, _ = top["families"]
+    families = {}
+    fam_items = mapping_items(families_node, path, where="families")
+    check_keys(fam_items, set(FAMILY_CONFIGS), path, where="families")
+    given = {k: v for k, v, _ in fam_items}
+    for name, cls in FAMILY_CONFIGS.items():  # fixed order, whatever the file's order
+        if name in given:
+            families[name] = _family_config(cls, given[name], path, name)
+    models = to_python(top["models"][0]) if "models" in top else []
+    if not isinstance(models, list):
+        raise UserError(f"line {top['models'][1]}: models must be a list", path)
+    return Protocol(
+        name=str(to_python(top["name"][0])) if "name" in top else path.stem,
+        description=str(to_python(top["description"][0]) or "") if "description" in top else "",
+        families=families,
+        data=to_python(top["data"][0]) if "data" in top else None,
+        models=tuple(models),
+        path=path,
+    )
