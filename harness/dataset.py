@@ -5,7 +5,8 @@ Layout (paths in dataset.yaml are relative to its folder, or absolute):
     DATA/dataset.yaml          classes: [names] | preset: coco_stuff164k|voc12|ade20k|pascal_context59
                                ignore_index: 255, unseen: [names], things: [names],
                                reduce_zero_label: false, labels_dir: labels, images_dir: images,
-                               instances_dir: instances, amodal_dir: amodal, label_suffix: .png
+                               instances_dir: instances, amodal_dir: amodal, label_suffix: .png,
+                               split_file: (optional list of stems, e.g. VOC's val.txt)
     DATA/labels/<stem>.png     class ids (uint8/uint16), the ignore value where unlabelled
     DATA/images/<stem>.jpg|png optional for scoring (the runner needs it)
     DATA/instances/<stem>.png  optional uint16 instance ids (0 = none)
@@ -54,6 +55,7 @@ class DatasetSpec:
     instances_dir: Path | None = None
     amodal_dir: Path | None = None
     label_suffix: str = ".png"
+    split_file: Path | None = None  # optional list of stems, one per line (mmseg's ann_file)
 
     @property
     def num_classes(self) -> int:
@@ -74,7 +76,16 @@ class DatasetSpec:
         if not self.labels_dir.is_dir():
             raise UserError("labels folder does not exist", self.labels_dir)
         suffix = self.label_suffix
-        stems = sorted(p.name[: -len(suffix)] for p in self.labels_dir.iterdir() if p.name.endswith(suffix))
+        if self.split_file is not None:
+            if not self.split_file.is_file():
+                raise UserError("split file does not exist", self.split_file)
+            stems = sorted({line.strip() for line in self.split_file.read_text().splitlines() if line.strip()})
+            missing = [s for s in stems if not self.label_path(s).is_file()]
+            if missing:
+                raise UserError(f"{len(missing)} image(s) of the split have no label, e.g. "
+                                f"{self.label_path(missing[0])}", self.split_file)
+        else:
+            stems = sorted(p.name[: -len(suffix)] for p in self.labels_dir.iterdir() if p.name.endswith(suffix))
         if not stems:
             raise UserError(f"no label files ending in '{suffix}'", self.labels_dir)
         return stems
@@ -124,7 +135,10 @@ class DatasetSpec:
 
 def check_label_values(labels: np.ndarray, num_classes: int, ignore_index: int, path, what: str) -> None:
     """A value that is neither a class id nor the ignore value is an error (mmseg drops it silently)."""
-    values = np.unique(labels)
+    if labels.size and labels.min() < 0:
+        values = np.unique(labels)
+    else:  # non-negative ids: a histogram finds the values present in O(pixels), without sorting
+        values = np.flatnonzero(np.bincount(labels.ravel()))
     bad = values[((values < 0) | (values >= num_classes)) & (values != ignore_index)]
     if bad.size:
         shown = ", ".join(str(v) for v in bad[:5]) + (" ..." if bad.size > 5 else "")
@@ -140,7 +154,7 @@ def load_dataset(path: str | Path) -> DatasetSpec:
     if not yaml_path.is_file():
         raise UserError("no dataset.yaml in the data folder", path)
     allowed = {"name", "preset", "classes", "ignore_index", "unseen", "things", "reduce_zero_label",
-               "labels_dir", "images_dir", "instances_dir", "amodal_dir", "label_suffix"}
+               "labels_dir", "images_dir", "instances_dir", "amodal_dir", "label_suffix", "split_file"}
     raw, lines = load_yaml_mapping(yaml_path, allowed)
     root = yaml_path.parent
     values = {}
@@ -164,7 +178,8 @@ def load_dataset(path: str | Path) -> DatasetSpec:
             return None
         p = Path(value)
         p = p if p.is_absolute() else root / p
-        return p if (p.exists() or key == "labels_dir") else None
+        # labels and split file are required where named (errors later name them); the rest are optional
+        return p if (p.exists() or key in ("labels_dir", "split_file")) else None
 
     return DatasetSpec(
         root=root,
@@ -179,4 +194,5 @@ def load_dataset(path: str | Path) -> DatasetSpec:
         instances_dir=folder("instances_dir", "instances"),
         amodal_dir=folder("amodal_dir", "amodal"),
         label_suffix=str(values.get("label_suffix", ".png")),
+        split_file=folder("split_file", None),
     )

@@ -8,6 +8,9 @@ import numpy as np
 
 from harness.errors import UserError
 
+# OpenCV prints its own decoder warnings to stderr; we report a bad file ourselves, in one line.
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+
 
 def read_label_png(path: str | Path) -> np.ndarray:
     """A single-channel PNG (uint8 or uint16) as a 2-D array, unchanged (no palette or colour conversion)."""

@@ -29,17 +29,22 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, ignore_index: int) -> d
     with the classes of the dataset. Union is pred_area + label_area - intersect.
     """
     valid = gt != ignore_index
-    g = gt[valid].astype(np.int64, copy=False)
-    p = pred[valid].astype(np.int64, copy=False)
-    # Compact the ids present to 0..k-1 so the confusion histogram is k x k, not C x C.
-    classes, inverse = np.unique(np.concatenate([g, p]), return_inverse=True)
+    g = gt[valid].astype(np.intp, copy=False)
+    p = pred[valid].astype(np.intp, copy=False)
+    if g.size == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return {"class": empty, "intersect": empty, "pred_area": empty, "label_area": empty}
+    # Compact the ids present to 0..k-1 with a lookup table (O(pixels), no sort), so the confusion
+    # histogram is k x k for the k classes present, not C x C for the classes of the dataset.
+    size = int(max(g.max(), p.max())) + 1
+    present = (np.bincount(g, minlength=size) > 0) | (np.bincount(p, minlength=size) > 0)
+    classes = np.flatnonzero(present)
     k = classes.size
-    g_idx, p_idx = inverse[: g.size], inverse[g.size:]
-    label_area = np.bincount(g_idx, minlength=k)
-    pred_area = np.bincount(p_idx, minlength=k)
-    intersect = np.bincount(g_idx[g_idx == p_idx], minlength=k)
-    return {"class": classes.astype(np.int64), "intersect": intersect.astype(np.int64),
-            "pred_area": pred_area.astype(np.int64), "label_area": label_area.astype(np.int64)}
+    lut = np.zeros(size, dtype=np.intp)
+    lut[classes] = np.arange(k)
+    confusion = np.bincount(lut[g] * k + lut[p], minlength=k * k).reshape(k, k)
+    return {"class": classes.astype(np.int64), "intersect": np.diag(confusion).astype(np.int64),
+            "pred_area": confusion.sum(0).astype(np.int64), "label_area": confusion.sum(1).astype(np.int64)}
 
 
 def per_class_metrics(intersect, pred_area, label_area, beta: float = 1.0) -> dict[str, np.ndarray]:
