@@ -1,0 +1,171 @@
+"""The occlusion family: how well objects are found as a function of how occluded they are.
+
+Per object an occlusion level in [0, 1]:
+
+* amodal (exact), when the dataset gives the object's amodal mask A (the whole object, hidden parts
+  included) and V is its visible mask: level = 1 - |V ∩ A| / |A|  (= 1 - |V|/|A| when V ⊆ A, as
+  in KINS / COCOA / D2SA's occlusion rate);
+* proxy otherwise (a PROXY, stated as such in `occlusion_source`), from the visible masks of one
+  label map: with V the object's pixels and O the pixels of OTHER objects inside V's bounding box,
+  level = O / (V + O) = 1 - V / Â, the amodal formula with the amodal mask estimated as
+  Â = V ∪ (other objects inside V's box): an occluder cutting into an object leaves a hole or a
+  notch in the object's box that the occluder fills. Background (non-object) pixels in the box
+  are not occlusion. Exact when the occluders lie inside the visible box and the object would
+  fill them; it misses occlusion that shrinks the box (an end cut off) and counts neighbours
+  that merely reach into the box.
+
+Also per object: `fragments`, the number of 8-connected pieces of the visible mask (an object split
+by an occluder has several). Definitions and their limits: docs/metrics_objects.md.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cc3d
+import cv2
+import numpy as np
+import pandas as pd
+
+from harness.metrics.objects import ObjectMap
+from harness.metrics.size import object_boxes
+
+
+def _occlusion_buckets():
+    # occlusion level in [0, 1]; a bucket holds lo < level <= hi, "none" holds level == 0
+    return {"occ_none": (None, 0.0), "occ_le25": (0.0, 0.25), "occ_le50": (0.25, 0.5), "occ_gt50": (0.5, 1.0)}
+
+
+@dataclass(frozen=True)
+class OcclusionConfig:
+    buckets: dict = field(default_factory=_occlusion_buckets)
+    hit_threshold: float = 0.5
+    connectivity: int = 8
+
+
+OCCLUSION_COLUMNS = ("occlusion", "occlusion_source", "occlusion_proxy", "fragments")
+
+
+def box_proxy(ids: np.ndarray, n: int, area: np.ndarray | None = None,
+              boxes: np.ndarray | None = None) -> np.ndarray:
+    """Proxy occlusion (n,) of objects 1..n: O / (V + O), V = own pixels, O = pixels of other
+    objects inside the object's bounding box (1 - V / Â with the amodal estimate Â = V + O).
+
+    One integral image of the object occupancy, then O(1) per object.
+    """
+    if n == 0:
+        return np.zeros(0, dtype=np.float64)
+    if area is None:
+        area = np.bincount(ids.ravel(), minlength=n + 1)[1 : n + 1]
+    if boxes is None:
+        boxes = object_boxes(ids, n)
+    integral = cv2.integral((ids > 0).astype(np.uint8), sdepth=cv2.CV_64F)
+    x0, y0, x1, y1 = boxes.T
+    occupied = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]  # V + O
+    other = occupied - area
+    return np.where(occupied > 0, other / np.maximum(occupied, 1), 0.0)
+
+
+def fragment_counts(ids: np.ndarray, n: int, connectivity: int = 8) -> np.ndarray:
+    """Number of `connectivity`-connected pieces of each object's visible mask (n,) int64."""
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    lab = ids.astype(np.uint16 if n < 2**16 else np.uint32, copy=False)
+    cc, m = cc3d.connected_components(lab, connectivity=connectivity, return_N=True)
+    owner = np.zeros(m + 1, dtype=np.int64)
+    owner[cc.ravel()] = lab.ravel()
+    return np.bincount(owner[1:], minlength=n + 1)[1:].astype(np.int64)
+
+
+def occlusion_rows(objects: ObjectMap, amodal: dict | None = None, connectivity: int = 8) -> dict[str, np.ndarray]:
+    """Per object (same order as `size.object_rows`): occlusion (0..1), occlusion_source
+    ("amodal" | "proxy"), occlusion_proxy (the box proxy, always computed), fragments.
+
+    amodal: optional {key: HxW bool amodal mask}. The key is the object's id in the instance map
+    (`objects.instance_ids`) when objects come from instances, else the object id k (1..n).
+    Objects without a mask, or with an empty one, fall back to the proxy.
+    """
+    ids = objects.ids
+    n = objects.n
+    proxy = box_proxy(ids, n, objects.areas(), objects.boxes())
+    level = proxy.copy()
+    source = np.full(n, "proxy", dtype="<U6")
+    if amodal:
+        keys = (objects.instance_ids if objects.source == "instances" and objects.instance_ids is not None
+                else np.arange(1, n + 1))
+        for k in range(n):
+            mask = amodal.get(int(keys[k]))
+            if mask is None:
+                continue
+            mask = np.asarray(mask, dtype=bool)
+            if mask.shape != ids.shape:
+                raise ValueError(f"amodal mask of object {int(keys[k])} is {mask.shape}, labels are {ids.shape}")
+            covered = ids[mask]
+            amodal_area = covered.size
+            if amodal_area == 0:
+                continue
+            visible = int(np.count_nonzero(covered == k + 1))
+            level[k] = min(1.0, max(0.0, 1.0 - visible / amodal_area))
+            source[k] = "amodal"
+    return {"occlusion": level, "occlusion_source": source, "occlusion_proxy": proxy,
+            "fragments": fragment_counts(ids, n, connectivity)}
+
+
+def _in_bucket(level: np.ndarray, lo, hi) -> np.ndarray:
+    if lo is None:
+        return level <= float(hi)
+    return (level > float(lo)) & (level <= (np.inf if hi is None else float(hi)))
+
+
+def occlusion_summary(objects: pd.DataFrame, cfg: OcclusionConfig | None = None) -> tuple[dict[str, float], pd.DataFrame]:
+    """Dataset metrics by occlusion bucket from object rows carrying size and occlusion columns.
+
+    Per bucket (lo < level <= hi; a bucket with lo None holds level <= hi, i.e. the unoccluded
+    objects for occ_none): n_objects, object_recall (hit rate, %), object_IoU (mean object IoU,
+    %), mean_occlusion (%), amodal_share (% of its objects whose level came from amodal masks).
+    Also by fragments (frag_1: one piece, frag_2plus: split). Scalars: the same as name@bucket,
+    plus occlusion_from_amodal_share (%), occlusion_source ("amodal", "proxy" or "mixed" in the
+    table's `source` column) and mean_occlusion. Empty buckets give NaN and count 0.
+    """
+    cfg = cfg or OcclusionConfig()
+    if objects is None or len(objects) == 0:
+        level = iou = np.zeros(0)
+        hit = np.zeros(0, bool)
+        from_amodal = np.zeros(0, bool)
+        frags = np.zeros(0, np.int64)
+    else:
+        missing = [c for c in ("occlusion", "occlusion_source", "fragments", "iou", "hit") if c not in objects]
+        if missing:
+            raise ValueError(f"object rows lack the columns {missing} (run occlusion_rows and size.object_rows)")
+        level = objects["occlusion"].to_numpy(dtype=np.float64)
+        iou = objects["iou"].to_numpy(dtype=np.float64)
+        # hit at this family's threshold (the rows' `hit` uses the size family's)
+        hit = (objects["recall"].to_numpy(dtype=np.float64) >= cfg.hit_threshold if "recall" in objects
+               else objects["hit"].to_numpy(dtype=bool))
+        from_amodal = objects["occlusion_source"].astype(str).to_numpy() == "amodal"
+        frags = objects["fragments"].to_numpy(dtype=np.int64)
+
+    def stats(sel):
+        n = int(sel.sum())
+        amodal_n = int(from_amodal[sel].sum())
+        return {"n_objects": n,
+                "object_recall": 100 * float(hit[sel].mean()) if n else math.nan,
+                "object_IoU": 100 * float(iou[sel].mean()) if n else math.nan,
+                "mean_occlusion": 100 * float(level[sel].mean()) if n else math.nan,
+                "amodal_share": 100 * amodal_n / n if n else math.nan,
+                "source": "none" if n == 0 else "amodal" if amodal_n == n else "proxy" if amodal_n == 0 else "mixed"}
+
+    rows = [{"bucket_kind": "all", "bucket": "all", "lo": math.nan, "hi": math.nan,
+             **stats(np.ones(level.size, bool))}]
+    for name, (lo, hi) in cfg.buckets.items():
+        rows.append({"bucket_kind": "occlusion", "bucket": name, "lo": math.nan if lo is None else float(lo),
+                     "hi": math.inf if hi is None else float(hi), **stats(_in_bucket(level, lo, hi))})
+    rows.append({"bucket_kind": "fragments", "bucket": "frag_1", "lo": 1.0, "hi": 1.0, **stats(frags <= 1)})
+    rows.append({"bucket_kind": "fragments", "bucket": "frag_2plus", "lo": 2.0, "hi": math.inf, **stats(frags >= 2)})
+    table = pd.DataFrame(rows)
+    scalars: dict[str, float] = {"occlusion_from_amodal_share": float(rows[0]["amodal_share"]),
+                                 "mean_occlusion": float(rows[0]["mean_occlusion"])}
+    for row in rows[1:]:
+        for col in ("object_recall", "object_IoU", "n_objects"):
+            scalars[f"{col}@{row['bucket']}"] = float(row[col])
+    return scalars, table

@@ -1,0 +1,287 @@
+"""The size family: how well each ground-truth object is found, by object size.
+
+Per image (pure, numpy): `object_rows` gives one row per ground-truth object (area, box, pixel
+recall, IoU with the class's false positives apportioned by area, hit), `fp_blob_rows` one row per
+predicted blob that overlaps no ground truth of its class. Per dataset: `size_summary` buckets the
+object rows by absolute area (COCO), relative area and dataset percentiles and reports percentages.
+
+Conventions (details and references in docs/metrics_objects.md):
+* buckets are half-open [lo, hi) on the object's visible, non-ignored pixel count at label
+  resolution; COCO's small/medium/large edges 32² and 96² by default;
+* object IoU follows mIoU^K of Wang et al. 2023: IoU_k = TP_k / (|G_k| + FP_c |G_k| / Σ_j |G_j|),
+  the image's false positives of class c shared among the class's objects in proportion to area;
+* hit = pixel recall >= hit_threshold (0.5);
+* iIoU follows Cityscapes: TP and FN weighted by mean class object area / object area, FP
+  unweighted (apportioned false positives of the bucket's objects);
+* ratios are reported in percent (like mmseg); counts and per-image rates are plain numbers.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from harness.metrics.objects import ObjectMap, components
+
+
+def _coco_buckets():
+    return {"small": (0.0, 32.0**2), "medium": (32.0**2, 96.0**2), "large": (96.0**2, None)}
+
+
+def _relative_buckets():
+    # share of the image's area (H*W at label resolution)
+    return {"rel_tiny": (0.0, 0.001), "rel_small": (0.001, 0.01), "rel_medium": (0.01, 0.1), "rel_large": (0.1, None)}
+
+
+@dataclass(frozen=True)
+class SizeConfig:
+    buckets: dict = field(default_factory=_coco_buckets)          # area in pixels: [lo, hi)
+    relative_buckets: dict = field(default_factory=_relative_buckets)  # share of image: [lo, hi)
+    percentiles: tuple = (100 / 3, 200 / 3)                         # dataset percentiles of object area
+    hit_threshold: float = 0.5                                      # hit = pixel recall >= this
+    worst_fraction: float = 0.1                                     # mean IoU of the worst 10% objects
+    connectivity: int = 8
+
+
+OBJECT_COLUMNS = ("object", "class", "area", "rel_area", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1",
+                  "tp", "recall", "fp_share", "iou", "hit")
+FP_BLOB_COLUMNS = ("class", "area", "rel_area")
+
+
+# ----------------------------------------------------------------------------------------------
+# per image
+
+
+def object_boxes(ids: np.ndarray, n: int) -> np.ndarray:
+    """Boxes (n, 4) int64 as x0, y0, x1, y1 (inclusive-exclusive) of objects 1..n of `ids`."""
+    return ObjectMap(ids=ids, classes=np.zeros(n, np.int64), source="components").boxes()
+
+
+def object_rows(gt: np.ndarray, pred: np.ndarray, objects: ObjectMap, ignore_index: int,
+                hit_threshold: float = 0.5) -> dict[str, np.ndarray]:
+    """One row per object of `objects` (in object order 1..n).
+
+    Columns: object (1..n), class, area (pixels of the object), rel_area (area / (H*W)),
+    bbox_x0, bbox_y0, bbox_x1, bbox_y1 (inclusive-exclusive), tp (object pixels predicted as its
+    class), recall = tp / area, fp_share = FP_c * area / Σ areas of the image's class-c objects
+    where FP_c = #(pred == c, gt != c, gt != ignore), iou = tp / (area + fp_share),
+    hit = recall >= hit_threshold. Fractions are 0..1 here; summaries turn them into percent.
+    """
+    gt = np.asarray(gt)
+    pred = np.asarray(pred)
+    if pred.shape != gt.shape or objects.ids.shape != gt.shape:
+        raise ValueError(f"gt {gt.shape}, pred {pred.shape} and objects {objects.ids.shape} differ in shape")
+    n = objects.n
+    classes = np.asarray(objects.classes, dtype=np.int64)
+    if n == 0:
+        out = {c: np.zeros(0, dtype=np.int64) for c in OBJECT_COLUMNS}
+        for c in ("rel_area", "recall", "fp_share", "iou"):
+            out[c] = np.zeros(0, dtype=np.float64)
+        out["hit"] = np.zeros(0, dtype=bool)
+        return out
+    ids = objects.ids
+    flat_ids = ids.ravel()
+    area = objects.areas()
+    g = gt.ravel()
+    p = pred.ravel()
+    # TP: object pixels whose prediction equals the object's class. A component's pixels all have
+    # gt == its class, so there pred == gt suffices; an instance may hold pixels of other classes.
+    if objects.source == "components":
+        tp_mask = (p == g) & (flat_ids > 0)
+    else:
+        lut = np.empty(n + 1, dtype=np.int64)
+        lut[0] = -1
+        lut[1:] = classes
+        tp_mask = (p == lut[flat_ids]) & (flat_ids > 0)
+    tp = np.bincount(flat_ids[tp_mask], minlength=n + 1)[1:].astype(np.int64)
+    # FP per class of the objects: pred == c on non-ignored pixels whose gt is not c.
+    top = int(classes.max()) + 1
+    fp_pix = p[(p != g) & (g != ignore_index)].astype(np.int64, copy=False)
+    fp_pix = fp_pix[(fp_pix >= 0) & (fp_pix < top)]
+    fp = np.bincount(fp_pix, minlength=top).astype(np.float64)
+    class_area = np.bincount(classes, weights=area, minlength=top)
+    fp_share = fp[classes] * area / class_area[classes]
+    recall = tp / area
+    iou = tp / (area + fp_share)
+    h, w = gt.shape
+    boxes = objects.boxes()
+    return {"object": np.arange(1, n + 1, dtype=np.int64), "class": classes.copy(), "area": area,
+            "rel_area": area / float(h * w), "bbox_x0": boxes[:, 0], "bbox_y0": boxes[:, 1],
+            "bbox_x1": boxes[:, 2], "bbox_y1": boxes[:, 3], "tp": tp, "recall": recall,
+            "fp_share": fp_share, "iou": iou, "hit": recall >= hit_threshold}
+
+
+def fp_blob_rows(gt: np.ndarray, pred: np.ndarray, ignore_index: int, connectivity: int = 8,
+                 thing_mask=None) -> dict[str, np.ndarray]:
+    """Predicted blobs that overlap no ground-truth pixel of their class.
+
+    Predicted pixels lying on ignore ground truth are removed first (they count nowhere, as in
+    mIoU), and so are predicted pixels holding `ignore_index` or a negative value; the remaining
+    prediction is split into `connectivity`-connected components per class. A blob is a false
+    positive when none of its pixels has gt == its class (overlap, not mere adjacency).
+    thing_mask (optional bool [num_classes]) keeps only blobs of those classes, to match objects
+    extracted with the same mask. Columns: class, area (pixels), rel_area (area / (H*W)).
+    """
+    gt = np.asarray(gt)
+    pred = np.asarray(pred)
+    if pred.shape != gt.shape:
+        raise ValueError(f"gt {gt.shape} and pred {pred.shape} differ in shape")
+    valid = (gt != ignore_index) & (pred != ignore_index) & (pred >= 0)
+    cc, comp_cls = components(pred, valid, connectivity)
+    m = comp_cls.size
+    flat = cc.ravel()
+    area = np.bincount(flat, minlength=m + 1)[1:].astype(np.int64)
+    touched = np.bincount(flat[(pred.ravel() == gt.ravel()) & (flat > 0)], minlength=m + 1)[1:] > 0
+    keep = ~touched
+    if thing_mask is not None:
+        tm = np.asarray(thing_mask, dtype=bool)
+        keep &= (comp_cls < tm.size) & tm[np.clip(comp_cls, 0, max(tm.size - 1, 0))]
+    h, w = gt.shape
+    return {"class": comp_cls[keep], "area": area[keep], "rel_area": area[keep] / float(h * w)}
+
+
+# ----------------------------------------------------------------------------------------------
+# per dataset
+
+
+def _in_bucket(values: np.ndarray, lo, hi) -> np.ndarray:
+    lo = -np.inf if lo is None else float(lo)
+    hi = np.inf if hi is None else float(hi)
+    return (values >= lo) & (values < hi)
+
+
+def percentile_buckets(areas: np.ndarray, percentiles) -> dict[str, tuple]:
+    """Buckets [lo, hi) of object area between dataset percentiles (numpy's linear method).
+
+    Names are pct_<a>-<b> with the percentiles rounded to integers (pct_0-33, pct_33-67,
+    pct_67-100 by default); the first bucket starts at 0 and the last is open-ended. With no
+    objects every edge is NaN and every bucket empty.
+    """
+    ps = [float(p) for p in percentiles]
+    if any(b <= a for a, b in zip(ps, ps[1:])) or any(not 0 < p < 100 for p in ps):
+        raise ValueError(f"percentiles must be increasing and inside (0, 100), got {percentiles}")
+    areas = np.asarray(areas, dtype=np.float64)
+    edges = list(np.percentile(areas, ps)) if areas.size else [math.nan] * len(ps)
+    bounds = [0.0] + ps + [100.0]
+    lows = [0.0] + edges
+    highs = edges + [None]
+    return {f"pct_{bounds[i]:.0f}-{bounds[i + 1]:.0f}": (lows[i], highs[i]) for i in range(len(bounds) - 1)}
+
+
+def worst_mean(values: np.ndarray, fraction: float) -> float:
+    """Mean of the max(1, floor(fraction * n)) smallest values (Wang et al. 2023's count); NaN when empty."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return math.nan
+    k = max(1, math.floor(fraction * values.size + 1e-9))
+    return float(np.mean(np.partition(values, k - 1)[:k]))
+
+
+def iiou(cls: np.ndarray, area: np.ndarray, tp: np.ndarray, fp_share: np.ndarray,
+         mean_area: dict, fp_override: dict | None = None) -> float:
+    """Cityscapes-style instance-level IoU (fraction), mean over the classes of the given objects.
+
+    For class c with objects k: w_k = mean_area[c] / area_k, iTP = Σ w_k tp_k,
+    iFN = Σ w_k (area_k - tp_k), FP = Σ fp_share_k (unweighted; or fp_override[c] when given),
+    iIoU_c = iTP / (iTP + iFN + FP). NaN when there are no objects.
+    """
+    if len(cls) == 0:
+        return math.nan
+    df = pd.DataFrame({"cls": cls, "area": area, "tp": tp, "fp": fp_share})
+    df["w"] = df["cls"].map(mean_area).to_numpy(dtype=np.float64) / df["area"].to_numpy(dtype=np.float64)
+    df["itp"] = df["w"] * df["tp"]
+    df["ifn"] = df["w"] * (df["area"] - df["tp"])
+    g = df.groupby("cls")[["itp", "ifn", "fp"]].sum()
+    if fp_override is not None:
+        g["fp"] = [float(fp_override.get(c, 0.0)) for c in g.index]
+    return float(np.mean(g["itp"] / (g["itp"] + g["ifn"] + g["fp"])))
+
+
+def _empty_objects() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=np.float64) for c in ("class", "area", "rel_area", "tp", "recall",
+                                                                    "fp_share", "iou", "hit")})
+
+
+def size_summary(objects: pd.DataFrame, fp_blobs: pd.DataFrame, n_images: int, cfg: SizeConfig | None = None,
+                 pixel_fp: pd.DataFrame | None = None) -> tuple[dict[str, float], pd.DataFrame]:
+    """Dataset metrics from the object rows and fp-blob rows of all images.
+
+    objects: concatenated `object_rows` (+ `image`); fp_blobs: concatenated `fp_blob_rows`;
+    n_images: images evaluated (the divisor of fp_blobs_per_image). pixel_fp: optional per-class
+    false-positive pixel counts (columns class, fp; summed over rows of the same class) used for
+    the overall iIoU only, so that it counts, as Cityscapes does, the false positives of images
+    without any object of the class too; without it the apportioned fp_share is used throughout.
+
+    Scalars (percent unless a count): object_recall, object_IoU, iIoU, worst10_object_IoU,
+    n_objects, fp_blobs_per_image, each also as name@bucket for the absolute buckets
+    (@small ...), relative buckets (@rel_tiny ...) and percentile buckets (@pct_0-33 ...), plus
+    mIoUK (class mean of object IoU, overall) and the area edges of the percentile buckets
+    (pct_edge@<p>). Table: one row per bucket (and one for
+    all objects). Empty buckets give NaN ratios and zero counts.
+    """
+    cfg = cfg or SizeConfig()
+    if objects is None or len(objects) == 0:
+        objects = _empty_objects()
+    if fp_blobs is None or len(fp_blobs) == 0:
+        fp_blobs = pd.DataFrame({c: pd.Series(dtype=np.float64) for c in FP_BLOB_COLUMNS})
+    cls = objects["class"].to_numpy(dtype=np.int64)
+    area = objects["area"].to_numpy(dtype=np.float64)
+    rel = objects["rel_area"].to_numpy(dtype=np.float64)
+    tp = objects["tp"].to_numpy(dtype=np.float64)
+    fp_share = objects["fp_share"].to_numpy(dtype=np.float64)
+    iou = objects["iou"].to_numpy(dtype=np.float64)
+    hit = objects["hit"].to_numpy(dtype=bool)
+    recall = objects["recall"].to_numpy(dtype=np.float64)
+    blob_area = fp_blobs["area"].to_numpy(dtype=np.float64)
+    blob_rel = fp_blobs["rel_area"].to_numpy(dtype=np.float64)
+    mean_area = pd.Series(area).groupby(cls).mean().to_dict() if cls.size else {}
+    fp_override = None
+    if pixel_fp is not None and len(pixel_fp):
+        fp_override = pixel_fp.groupby("class")["fp"].sum().to_dict()
+    frac = cfg.worst_fraction
+    worst_name = f"worst{round(100 * frac, 6):g}_object_IoU"
+
+    def stats(sel: np.ndarray, blob_sel: np.ndarray, fp_over=None) -> dict:
+        n = int(sel.sum())
+        nb = int(blob_sel.sum())
+        with np.errstate(invalid="ignore"):
+            return {
+                "n_objects": n,
+                "n_classes": int(np.unique(cls[sel]).size),
+                "object_recall": 100 * float(hit[sel].mean()) if n else math.nan,
+                "object_IoU": 100 * float(iou[sel].mean()) if n else math.nan,
+                # Wang et al.'s mIoU^K: mean over classes of the class's mean object IoU
+                "mIoUK": 100 * float(pd.Series(iou[sel]).groupby(cls[sel]).mean().mean()) if n else math.nan,
+                "mean_pixel_recall": 100 * float(recall[sel].mean()) if n else math.nan,
+                "iIoU": 100 * iiou(cls[sel], area[sel], tp[sel], fp_share[sel], mean_area, fp_over),
+                worst_name: 100 * worst_mean(iou[sel], frac),
+                "fp_blobs": nb,
+                "fp_blobs_per_image": nb / n_images if n_images > 0 else math.nan,
+            }
+
+    rows = [{"bucket_kind": "all", "bucket": "all", "lo": math.nan, "hi": math.nan,
+             **stats(np.ones(cls.size, bool), np.ones(blob_area.size, bool), fp_override)}]
+    pct = percentile_buckets(area, cfg.percentiles)
+    for kind, buckets, obj_v, blob_v in (("absolute", cfg.buckets, area, blob_area),
+                                         ("relative", cfg.relative_buckets, rel, blob_rel),
+                                         ("percentile", pct, area, blob_area)):
+        for name, (lo, hi) in buckets.items():
+            nan_edges = (lo is not None and math.isnan(lo)) or (hi is not None and math.isnan(hi))
+            sel = np.zeros(cls.size, bool) if nan_edges else _in_bucket(obj_v, lo, hi)
+            bsel = np.zeros(blob_v.size, bool) if nan_edges else _in_bucket(blob_v, lo, hi)
+            rows.append({"bucket_kind": kind, "bucket": name,
+                         "lo": math.nan if lo is None else float(lo),
+                         "hi": math.inf if hi is None else float(hi), **stats(sel, bsel)})
+    table = pd.DataFrame(rows)
+    metric_cols = ["object_recall", "object_IoU", "iIoU", worst_name, "n_objects", "fp_blobs_per_image"]
+    scalars: dict[str, float] = {}
+    for row in rows:
+        suffix = "" if row["bucket_kind"] == "all" else f"@{row['bucket']}"
+        for col in metric_cols:
+            scalars[f"{col}{suffix}"] = float(row[col])
+    scalars["mIoUK"] = float(rows[0]["mIoUK"])
+    for p, (name, (lo, _)) in zip(cfg.percentiles, list(pct.items())[1:]):
+        scalars[f"pct_edge@{float(p):.0f}"] = float(lo)
+    return scalars, table
