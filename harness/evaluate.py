@@ -65,5 +65,6 @@ def evaluate_image(inputs: ImageInputs, dataset: DatasetSpec, protocol: Protocol
             rows.update(occlusion.occlusion_rows(objects, inputs.amodal))
         tables["objects"] = rows
         if "size" in families:
-            tables["fp_blobs"] = size.fp_blob_rows(gt, pred, ignore, connectivity=connectivity)
+            tables["fp_blobs"] = size.fp_blob_rows(gt, pred, ignore, connectivity=connectivity,
+                                                   thing_mask=dataset.thing_mask)
     return tables
