@@ -1,0 +1,560 @@
+"""Tests of the boundary family (harness/metrics/boundary.py).
+
+Expected values are worked out by hand in the comments, or come from `reference_counts`, a slow
+full-image implementation written here directly from the definitions (beyond-iou's algorithm,
+scipy.ndimage instead of OpenCV, no crops, no shortcuts).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+
+from harness.metrics import boundary as B
+from harness.metrics import standard
+
+IGN = 255
+SQ3 = np.ones((3, 3), dtype=bool)
+
+
+def cfg_for(shape, d=None, bw=None, theta=None, bands=(1, 2, 4, 8, 16)) -> B.BoundaryConfig:
+    """A config whose ratios give exactly the widths asked for on an image of `shape`."""
+    diag = math.hypot(*shape)
+    kw = {"band_widths": bands}
+    if d is not None:
+        kw["boundary_iou_ratio"] = d / diag
+    if bw is not None:
+        kw["error_boundary_ratio"] = bw / diag
+    if theta is not None:
+        kw["bf_tolerance_ratio"] = theta / diag
+    return B.BoundaryConfig(**kw)
+
+
+def counts(gt, pred, cfg=None, classes=None):
+    gt = np.asarray(gt, dtype=np.int32)
+    pred = np.asarray(pred, dtype=np.int32)
+    if classes is None:
+        v = gt != IGN
+        classes = np.unique(np.concatenate([gt[v], pred[v]]))
+    classes = np.asarray(classes, dtype=np.int64)
+    out = B.image_class_counts(gt, pred, classes, IGN, cfg or B.BoundaryConfig())
+    return {c: {k: int(v[i]) for k, v in out.items()} for i, c in enumerate(classes.tolist())}
+
+
+def square_map(shape, rows, cols, inside=1, outside=0):
+    m = np.full(shape, outside, dtype=np.int32)
+    m[rows[0]:rows[1] + 1, cols[0]:cols[1] + 1] = inside
+    return m
+
+
+# ------------------------------------------------------------------------------------------------
+# slow full-image reference
+
+
+def ref_disk(r):
+    # beyond-iou's "exact" kernel, written as its definition: round(euclidean distance) <= r
+    x = np.arange(-r, r + 1)
+    return np.round(np.hypot(x[:, None], x[None, :])) <= r
+
+
+def reference_counts(gt, pred, classes, cfg):
+    H, W = gt.shape
+    diag = math.sqrt(H * H + W * W)
+    d = max(int(round(cfg.boundary_iou_ratio * diag)), 1)
+    bw = int(round(cfg.error_boundary_ratio * diag))
+    theta = cfg.bf_tolerance_ratio * diag
+    valid = gt != IGN
+    rows = {c: {} for c in classes}
+    # band curve: max != min of the gt values in the clipped (2w+1)^2 window
+    bands = {}
+    for w in cfg.band_widths:
+        size = 2 * w + 1
+        bands[w] = valid & (ndi.maximum_filter(gt, size=size, mode="nearest")
+                            != ndi.minimum_filter(gt, size=size, mode="nearest"))
+    for c in classes:
+        r = rows[c]
+        if c == IGN:   # a predicted ignore value belongs to no class (beyond-iou's one_hot)
+            r.update({k: 0 for k in B.count_columns(cfg)})
+            continue
+        G = (gt == c) & valid
+        P = pred == c
+        # Boundary IoU / trimap IoU: 3x3 erosion iterated d times, outside the image = foreground
+        G_er = ndi.binary_erosion(G, SQ3, iterations=d, border_value=1)
+        P_er = ndi.binary_erosion(P, SQ3, iterations=d, border_value=1)
+        G_in, P_in = G & ~G_er, P & ~P_er
+        G_out = ndi.binary_dilation(G, SQ3, iterations=d) & ~G
+        Gd = G_in | G_out
+        r["bnd_biou_intersect"] = int((G_in & P_in & valid).sum())
+        r["bnd_biou_union"] = int(((G_in | P_in) & valid).sum())
+        r["bnd_trimap_intersect"] = int((G_in & P & valid).sum())
+        r["bnd_trimap_union"] = int(((G_in | (Gd & P)) & valid).sum())
+        for w in cfg.band_widths:
+            band = bands[w]
+            r[f"bnd_band{w}_intersect"] = int((band & G & P).sum())
+            r[f"bnd_band{w}_union"] = int((band & (G | (P & valid))).sum())
+        # error breakdown, as beyond-iou's evaluator: a label per pixel
+        tp, fp, fn, tn = G & P, P & ~G, G & ~P, ~G & ~P
+        label = np.full(gt.shape, "", dtype=object)
+        label[~valid] = "ignore"
+        label[tp] = "tp"
+        label[tn & valid] = "tn"
+        if bw > 0:
+            disk = ref_disk(bw)
+            ext_tp = ndi.binary_dilation(tp, disk) & ~tp
+            ext_tn = ndi.binary_dilation(tn, disk) & ~tn
+            contour_tp = ndi.binary_dilation(tp, SQ3) & ~tp
+            contour_tn = ndi.binary_dilation(tn, SQ3) & ~tn
+            for name, err in (("fp_boundary", fp), ("fn_boundary", fn)):
+                seed = err & ext_tp & ext_tn
+                grown = ndi.binary_dilation(seed, disk) & err
+                lab, n = ndi.label(grown, structure=SQ3)
+                for s in range(1, n + 1):
+                    seg = lab == s
+                    if contour_tp[seg].any() and contour_tn[seg].any():
+                        label[seg & (label == "")] = name
+        for name, mask in (("fp", P), ("fn", G)):
+            lab, n = ndi.label(mask, structure=SQ3)
+            for s in range(1, n + 1):
+                seg = lab == s
+                todo = seg & (label == "")
+                if todo.any():
+                    kind = "extent" if (label[seg] == "tp").any() else "segment"
+                    label[todo] = f"{name}_{kind}"
+        assert not (label == "").any()
+        r["bnd_err_tp"] = int((label == "tp").sum())
+        for part in B.ERROR_PARTS:
+            r[f"bnd_err_{part}"] = int((label == part).sum())
+        # BF: 1-px inner contours (border is no contour), Euclidean tolerance theta
+        present_g, present_p = G.any(), (P & valid).any()
+        r["bnd_bf_images"] = int(present_g or present_p)
+        f1 = 0.0
+        if present_g and present_p:
+            cg = G & ~ndi.binary_erosion(G, SQ3, border_value=1)
+            cp = P & ~ndi.binary_erosion(P, SQ3, border_value=1)
+            cp_scored = cp & valid
+            if cg.sum() == 0 or cp_scored.sum() == 0:
+                f1 = float(cg.sum() == cp_scored.sum())
+            else:
+                dist_to_g = ndi.distance_transform_edt(~cg)
+                dist_to_p = ndi.distance_transform_edt(~cp)
+                prec = (dist_to_g[cp_scored] <= theta).mean()
+                rec = (dist_to_p[cg] <= theta).mean()
+                f1 = 0.0 if prec + rec == 0 else 2 * prec * rec / (prec + rec)
+        r["bnd_bf_f1_nano"] = int(round(f1 * B.BF_SCALE))
+    return rows
+
+
+def random_pair(rng, shape, n_classes, ignore_frac=0.03):
+    """Blobby gt (rectangles and discs over a background) and a perturbed prediction."""
+    H, W = shape
+    yy, xx = np.mgrid[:H, :W]
+    gt = np.full(shape, rng.integers(n_classes), dtype=np.int32)
+    for _ in range(rng.integers(2, 7)):
+        c = rng.integers(n_classes)
+        if rng.random() < 0.5:
+            y0, x0 = rng.integers(0, H - 2), rng.integers(0, W - 2)
+            gt[y0:y0 + rng.integers(2, H // 2), x0:x0 + rng.integers(2, W // 2)] = c
+        else:
+            cy, cx, rad = rng.integers(0, H), rng.integers(0, W), rng.integers(2, max(H, W) // 3)
+            gt[(yy - cy) ** 2 + (xx - cx) ** 2 <= rad * rad] = c
+    pred = np.roll(gt, (rng.integers(-2, 3), rng.integers(-2, 3)), axis=(0, 1)).copy()
+    for _ in range(rng.integers(1, 5)):
+        cy, cx, rad = rng.integers(0, H), rng.integers(0, W), rng.integers(1, 6)
+        pred[(yy - cy) ** 2 + (xx - cx) ** 2 <= rad * rad] = rng.integers(n_classes + 1)
+    salt = rng.random(shape) < 0.01
+    pred[salt] = rng.integers(0, n_classes + 1, salt.sum())
+    ign = rng.random(shape) < ignore_frac
+    ign |= (yy < rng.integers(0, 3)) & (xx > W // 2)
+    gt[ign] = IGN
+    pred[rng.random(shape) < 0.005] = IGN  # the ignore value predicted: no class
+    return gt, pred
+
+
+# ------------------------------------------------------------------------------------------------
+# structuring elements and widths
+
+
+def test_widths_follow_the_diagonal():
+    cfg = B.BoundaryConfig()
+    assert B.boundary_iou_width((512, 512), cfg) == 14      # round(0.02 * 724.08) = round(14.48)
+    assert B.error_boundary_width((512, 512), cfg) == 7     # round(7.24)
+    assert B.bf_tolerance((512, 512), cfg) == pytest.approx(0.0075 * math.hypot(512, 512))
+    assert B.boundary_iou_width((10, 10), cfg) == 1         # round(0.28) = 0 -> max(1, .)
+    assert B.error_boundary_width((10, 10), cfg) == 0       # beyond-iou: no boundary errors then
+
+
+@pytest.mark.parametrize("r", [0, 1, 2, 3, 5, 7, 10, 14])
+def test_rounded_disk_is_beyond_iou_kernel_and_rectangles_dilate_alike(r):
+    assert np.array_equal(B.rounded_disk(r).astype(bool), ref_disk(r))
+    rng = np.random.default_rng(r)
+    m = (rng.random((40, 50)) < 0.05).astype(np.uint8)
+    expect = ndi.binary_dilation(m.astype(bool), ref_disk(r))
+    assert np.array_equal(B._dilate_disk(m, B.disk_rectangles(B.rounded_disk(r))).astype(bool), expect)
+
+
+@pytest.mark.parametrize("theta", [0.5, 1.0, 1.5, 2.9, 5.43])
+def test_euclidean_disk_rectangles(theta):
+    x = np.arange(-6, 7)
+    expect_kernel = np.hypot(x[:, None], x[None, :]) <= theta
+    rng = np.random.default_rng(1)
+    m = (rng.random((30, 30)) < 0.05).astype(np.uint8)
+    expect = ndi.binary_dilation(m.astype(bool), expect_kernel)
+    got = B._dilate_disk(m, B.disk_rectangles(B.euclidean_disk(theta)))
+    assert np.array_equal(got.astype(bool), expect)
+
+
+# ------------------------------------------------------------------------------------------------
+# hand-computed maps
+
+
+def test_boundary_iou_shifted_square_by_hand():
+    # 10x10, class 1 = 6x6 square rows 2-7 cols 2-7; prediction shifted one column right. d = 1.
+    gt = square_map((10, 10), (2, 7), (2, 7))
+    pred = square_map((10, 10), (2, 7), (3, 8))
+    r = counts(gt, pred)            # default config gives d = 1 on 10x10
+    # class 1: inner rings of 20 px each; common = rows 2 and 7, cols 3..7 = 10 -> 10 / 30
+    assert (r[1]["bnd_biou_intersect"], r[1]["bnd_biou_union"]) == (10, 30)
+    # class 0: ring around each square (8x8 minus 6x6 = 28 px); common = rows 1 and 8,
+    # cols 2..8 = 14 -> union 42
+    assert (r[0]["bnd_biou_intersect"], r[0]["bnd_biou_union"]) == (14, 42)
+    # trimap IoU class 1: G_d = 8x8 block minus 4x4 interior = 48 px; G∩G_d ∩ P = 10 (rows 2, 7)
+    # + 4 (col 7, rows 3..6) = 14; union = G_in (20) + G_d∩P (36 - 16 = 20) - 14 = 26
+    assert (r[1]["bnd_trimap_intersect"], r[1]["bnd_trimap_union"]) == (14, 26)
+    pc = B.per_class_metrics({k: np.array([r[0][k], r[1][k]]) for k in r[0]})
+    np.testing.assert_allclose(pc["boundary_IoU"], [100 * 14 / 42, 100 * 10 / 30])
+    np.testing.assert_allclose(pc["trimap_IoU"][1], 100 * 14 / 26)
+
+
+def test_boundary_iou_width_d_by_hand():
+    # 12x12, class 1 = rows 2..9, cols 2..9 (8x8); perfect prediction; d = 2 -> inner band =
+    # 8x8 minus the 4x4 that survives a 5x5 erosion = 48 px; trimap: G_d ∩ P = G ∩ G_d = 48 too
+    gt = square_map((12, 12), (2, 9), (2, 9))
+    r = counts(gt, gt, cfg_for((12, 12), d=2))
+    assert r[1]["bnd_biou_union"] == 48 and r[1]["bnd_biou_intersect"] == 48
+    assert r[1]["bnd_trimap_union"] == 48 and r[1]["bnd_trimap_intersect"] == 48
+    # background: its inner band is the 2-px ring around the square (12x12 minus 8x8 = 80 px,
+    # because rows 0..1 etc. are all within 2 of the square) -- and no band along the border
+    assert r[0]["bnd_biou_union"] == 80
+
+
+def test_image_border_is_not_a_boundary():
+    # left half class 1, right half class 0: the only boundary is the vertical edge
+    gt = np.zeros((10, 10), np.int32)
+    gt[:, :5] = 1
+    r = counts(gt, gt, cfg_for((10, 10), d=1))
+    assert r[1]["bnd_biou_union"] == 10 and r[0]["bnd_biou_union"] == 10   # cols 4 and 5 only
+    r = counts(gt, gt, cfg_for((10, 10), d=3))
+    assert r[1]["bnd_biou_union"] == 30 and r[0]["bnd_biou_union"] == 30   # cols 2-4 / 5-7
+    # a class filling the whole image has no boundary at all: 0/0 -> NaN
+    full = np.full((10, 10), 3, np.int32)
+    r = counts(full, full)
+    assert r[3]["bnd_biou_union"] == 0
+    pc = B.per_class_metrics({k: np.array([v]) for k, v in r[3].items()})
+    assert np.isnan(pc["boundary_IoU"][0]) and pc["BF"][0] == 100.0
+
+
+def test_error_boundary_one_pixel_shift():
+    # 12x12, class 1 square rows 2-7 cols 2-7, prediction shifted one column right; bw = 1.
+    gt = square_map((12, 12), (2, 7), (2, 7))
+    pred = square_map((12, 12), (2, 7), (3, 8))
+    r = counts(gt, pred, cfg_for((12, 12), bw=1))[1]
+    # TP = rows 2..7 x cols 3..7 = 30; FP = col 8 (6 px), FN = col 2 (6 px); each pixel is next to
+    # a TP and a TN pixel -> all boundary errors
+    assert r["bnd_err_tp"] == 30
+    assert (r["bnd_err_fp_boundary"], r["bnd_err_fn_boundary"]) == (6, 6)
+    for part in ("fp_extent", "fp_segment", "fn_extent", "fn_segment"):
+        assert r[f"bnd_err_{part}"] == 0
+    pc = B.per_class_metrics({k: np.array([v]) for k, v in r.items()})
+    np.testing.assert_allclose(pc["E_boundary_oU"], [100 * 12 / 42])
+    np.testing.assert_allclose(pc["E_boundary_oU_FP"], [100 * 6 / 42])
+
+
+def test_error_segment_blob_away_from_object():
+    # class 1 square rows 2-5 cols 2-5 (16 px); the prediction adds a 2x2 blob at rows 9-10,
+    # cols 9-10, far from the object (bw = 1): its own component without TP -> segment error
+    gt = square_map((12, 12), (2, 5), (2, 5))
+    pred = gt.copy()
+    pred[9:11, 9:11] = 1
+    r = counts(gt, pred, cfg_for((12, 12), bw=1))
+    assert r[1]["bnd_err_tp"] == 16 and r[1]["bnd_err_fp_segment"] == 4
+    assert sum(r[1][f"bnd_err_{p}"] for p in B.ERROR_PARTS) == 4
+    # for the background the blob is a false negative inside its (single, TP-holding) gt
+    # component, away from any TN pixel of the background (TN_0 = the square) -> extent
+    assert r[0]["bnd_err_fn_extent"] == 4 and r[0]["bnd_err_fn_boundary"] == 0
+    pc = B.per_class_metrics({k: np.array([v]) for k, v in r[1].items()})
+    assert pc["E_segment_oU"][0] == pytest.approx(20.0)        # 4 / (16 + 4)
+    assert pc["E_segment_oU_FP"][0] == pytest.approx(20.0)
+
+
+def test_error_extent_bulge_beyond_the_band():
+    # 12x16, class 1 square rows 2-7 cols 2-7 (36 px); the prediction adds a bulge rows 3-6,
+    # cols 8-15 (32 px, reaching the right border). bw = 1 (3x3 disk).
+    gt = square_map((12, 16), (2, 7), (2, 7))
+    pred = gt.copy()
+    pred[3:7, 8:16] = 1
+    r = counts(gt, pred, cfg_for((12, 16), bw=1))[1]
+    # seeds: FP pixels within 1 of TP and of TN: (3,8) (TN at row 2) and (6,8) (TN at row 7);
+    # (4,8), (5,8) see only TP/FP. Grown by 1 inside FP: rows 3-6 x cols 8-9 = 8 px, one component
+    # touching TP and TN -> boundary. The remaining cols 10-15 (24 px) lie in the prediction's
+    # component that holds TP -> extent.
+    assert r["bnd_err_tp"] == 36
+    assert (r["bnd_err_fp_boundary"], r["bnd_err_fp_extent"], r["bnd_err_fp_segment"]) == (8, 24, 0)
+    # bw = 2 (5x5 minus corners): seeds = cols 8-9 (e.g. (4,8) has TN (2,8) at distance 2; col 10
+    # is 3 from TP); grown by 2 -> cols 8-11 = 16 boundary, cols 12-15 = 16 extent
+    r2 = counts(gt, pred, cfg_for((12, 16), bw=2))[1]
+    assert (r2["bnd_err_fp_boundary"], r2["bnd_err_fp_extent"]) == (16, 16)
+
+
+def test_error_no_boundary_errors_when_width_is_zero():
+    gt = square_map((10, 10), (2, 7), (2, 7))
+    pred = square_map((10, 10), (2, 7), (3, 8))
+    r = counts(gt, pred)[1]   # default ratio 0.01 on a 10x10 map: round(0.14) = 0
+    assert r["bnd_err_fp_boundary"] == 0 and r["bnd_err_fn_boundary"] == 0
+    # the shifted column joins the object: extent errors
+    assert r["bnd_err_fp_extent"] == 6 and r["bnd_err_fn_extent"] == 6
+
+
+def test_error_fp_only_and_fn_only_classes():
+    gt = np.zeros((8, 8), np.int32)
+    gt[1:3, 1:3] = 2          # class 2 only in gt (missed)
+    pred = np.zeros((8, 8), np.int32)
+    pred[5:7, 5:7] = 3        # class 3 only predicted
+    r = counts(gt, pred, cfg_for((8, 8), bw=1))
+    assert r[2]["bnd_err_fn_segment"] == 4 and r[2]["bnd_err_tp"] == 0
+    assert r[3]["bnd_err_fp_segment"] == 4 and r[3]["bnd_err_tp"] == 0
+    assert r[2]["bnd_bf_images"] == 1 and r[2]["bnd_bf_f1_nano"] == 0
+    assert r[3]["bnd_bf_images"] == 1 and r[3]["bnd_bf_f1_nano"] == 0
+
+
+def test_band_curve_by_hand():
+    # left half class 0 (cols 0-4), right half class 1; the prediction gives col 5 to class 0
+    gt = np.zeros((10, 10), np.int32)
+    gt[:, 5:] = 1
+    pred = gt.copy()
+    pred[:, 5] = 0
+    r = counts(gt, pred)
+    band = {w: ((r[0][f"bnd_band{w}_intersect"], r[0][f"bnd_band{w}_union"]),
+                (r[1][f"bnd_band{w}_intersect"], r[1][f"bnd_band{w}_union"])) for w in (1, 2, 4, 8, 16)}
+    # w=1: band = cols 4,5. class 0: gt col 4, pred cols 4,5 -> 10/20; class 1: 0/10
+    assert band[1] == ((10, 20), (0, 10))
+    # w=2: cols 3-6. class 0: 20/30; class 1: gt cols 5,6, pred col 6 -> 10/20
+    assert band[2] == ((20, 30), (10, 20))
+    # w=4: cols 1-8. class 0: 40/50; class 1: 30/40
+    assert band[4] == ((40, 50), (30, 40))
+    # w=8, 16: the whole image: class 0 50/60, class 1 40/50
+    assert band[8] == band[16] == ((50, 60), (40, 50))
+    s = B.summary({k: np.array([r[0][k], r[1][k]]) for k in r[0]})
+    assert s["mIoU@band1px"] == pytest.approx(25.0)
+    assert s["mIoU@band2px"] == pytest.approx((200 / 3 + 50) / 2)
+
+
+def test_band_counts_ignore_as_another_value_but_never_scores_it():
+    gt = np.zeros((6, 6), np.int32)
+    gt[0, :] = IGN
+    r = counts(gt, gt, cfg_for((6, 6), bands=(1,)))
+    # row 1 is next to the ignored row 0: band1 = row 1 only (row 0 itself is not scored)
+    assert r[0]["bnd_band1_union"] == 6 and r[0]["bnd_band1_intersect"] == 6
+
+
+def test_bf_score_by_hand():
+    # 12x12, class 1 square rows 2-7 cols 2-7, prediction shifted two columns right; theta = 1.5.
+    gt = square_map((12, 12), (2, 7), (2, 7))
+    pred = square_map((12, 12), (2, 7), (4, 9))
+    r = counts(gt, pred, cfg_for((12, 12), theta=1.5))[1]
+    # predicted contour (20 px): rows 2,7 x cols 4-7 lie on the gt contour (8), cols 8 of rows
+    # 2,7 are 1 away (2), (3,4) and (6,4) are 1 away from (2,4)/(7,4) (2); the rest is >= 2 away:
+    # precision 12/20; recall 12/20 by symmetry -> F1 0.6
+    assert r["bnd_bf_images"] == 1
+    assert r["bnd_bf_f1_nano"] == round(0.6 * B.BF_SCALE)
+    # theta = 2: col 9 rows 2..7 are exactly 2 from col 7, (4,4), (5,4) exactly 2 from col 2:
+    # every contour pixel matches -> F1 = 1
+    r2 = counts(gt, pred, cfg_for((12, 12), theta=2.0))[1]
+    assert r2["bnd_bf_f1_nano"] == B.BF_SCALE
+
+
+def test_bf_is_a_mean_over_images():
+    # class 1: F1 = 0.6 in one image, 1.0 in another -> BF = 80
+    gt = square_map((12, 12), (2, 7), (2, 7))
+    cfg = cfg_for((12, 12), theta=1.5)
+    a = counts(gt, square_map((12, 12), (2, 7), (4, 9)), cfg)[1]
+    b = counts(gt, gt, cfg)[1]
+    sums = {k: np.array([a[k] + b[k]]) for k in a}
+    assert B.per_class_metrics(sums)["BF"][0] == pytest.approx(80.0)
+
+
+def test_ignore_pixels_are_not_scored():
+    # the prediction differs from the gt only on ignored pixels (top two rows)
+    gt = square_map((12, 12), (4, 8), (3, 8))
+    gt[:2] = IGN
+    pred = np.where(gt == IGN, 1, gt)
+    r = counts(gt, pred, cfg_for((12, 12), d=1, bw=1, theta=1.0))
+    for c in (0, 1):
+        assert sum(r[c][f"bnd_err_{p}"] for p in B.ERROR_PARTS) == 0
+        assert r[c]["bnd_biou_intersect"] == r[c]["bnd_biou_union"] > 0
+        assert r[c]["bnd_trimap_intersect"] == r[c]["bnd_trimap_union"]
+        assert r[c]["bnd_bf_f1_nano"] == B.BF_SCALE
+    # the TP count is the valid pixels of each class
+    assert r[1]["bnd_err_tp"] == 30 and r[0]["bnd_err_tp"] == 120 - 30
+
+
+def test_class_only_predicted_on_ignore_pixels_has_no_counts():
+    gt = np.zeros((8, 8), np.int32)
+    gt[:2] = IGN
+    pred = np.zeros((8, 8), np.int32)
+    pred[:2] = 5
+    r = counts(gt, pred, classes=[0, 5, IGN])
+    assert all(v == 0 for v in r[5].values())
+    assert all(v == 0 for v in r[IGN].values())
+
+
+# ------------------------------------------------------------------------------------------------
+# invariants
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_matches_full_image_reference(seed):
+    rng = np.random.default_rng(seed)
+    shape = (int(rng.integers(20, 48)), int(rng.integers(20, 48)))
+    gt, pred = random_pair(rng, shape, n_classes=int(rng.integers(2, 6)))
+    # larger widths than the defaults so that bands, seeds and crops matter on small maps
+    cfg = cfg_for(shape, d=int(rng.integers(1, 5)), bw=int(rng.integers(1, 4)),
+                  theta=float(rng.uniform(0.5, 3.5)), bands=(1, 2, 4))
+    v = gt != IGN
+    classes = np.unique(np.concatenate([gt[v], pred[v]])).astype(np.int64)
+    got = B.image_class_counts(gt, pred, classes, IGN, cfg)
+    ref = reference_counts(gt, pred, classes.tolist(), cfg)
+    for i, c in enumerate(classes.tolist()):
+        for k in B.count_columns(cfg):
+            assert got[k][i] == ref[c][k], (c, k)
+
+
+def test_default_config_matches_reference_on_a_larger_map():
+    rng = np.random.default_rng(99)
+    gt, pred = random_pair(rng, (96, 120), n_classes=5)
+    cfg = B.BoundaryConfig()            # d = 3, bw = 2, theta = 1.15 on 96x120
+    v = gt != IGN
+    classes = np.unique(np.concatenate([gt[v], pred[v]])).astype(np.int64)
+    got = B.image_class_counts(gt, pred, classes, IGN, cfg)
+    ref = reference_counts(gt, pred, classes.tolist(), cfg)
+    for i, c in enumerate(classes.tolist()):
+        assert {k: int(got[k][i]) for k in got} == ref[c]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_decomposition_sums_to_100_and_iou_matches_standard(seed):
+    rng = np.random.default_rng(100 + seed)
+    gt, pred = random_pair(rng, (40, 40), n_classes=4)
+    cfg = cfg_for((40, 40), bw=2)
+    std = standard.image_class_counts(gt, pred, IGN)
+    got = B.image_class_counts(gt, pred, std["class"], IGN, cfg)
+    pc = B.per_class_metrics(got)
+    iou = standard.per_class_metrics(std["intersect"], std["pred_area"], std["label_area"])["IoU"]
+    total = iou + pc["E_boundary_oU"] + pc["E_extent_oU"] + pc["E_segment_oU"]
+    ok = np.isfinite(iou) & (std["class"] != IGN)   # a predicted ignore value is no class here
+    np.testing.assert_allclose(total[ok], 100.0)
+    np.testing.assert_allclose(100 * got["bnd_err_tp"] / (std["pred_area"] + std["label_area"] - std["intersect"]), iou)
+    for kind in ("boundary", "extent", "segment"):
+        np.testing.assert_allclose(pc[f"E_{kind}_oU_FP"] + pc[f"E_{kind}_oU_FN"], pc[f"E_{kind}_oU"])
+
+
+def test_perfect_prediction():
+    rng = np.random.default_rng(5)
+    gt, _ = random_pair(rng, (48, 48), n_classes=4)
+    gt = np.where(gt == IGN, 0, gt)
+    pred = gt.copy()
+    r = B.image_class_counts(gt, pred, np.unique(gt).astype(np.int64), IGN, cfg_for((48, 48), d=2, bw=2))
+    pc = B.per_class_metrics(r)
+    has = r["bnd_biou_union"] > 0
+    np.testing.assert_allclose(pc["boundary_IoU"][has], 100.0)
+    np.testing.assert_allclose(pc["trimap_IoU"][r["bnd_trimap_union"] > 0], 100.0)
+    np.testing.assert_allclose(pc["BF"], 100.0)
+    for kind in ("boundary", "extent", "segment"):
+        np.testing.assert_allclose(pc[f"E_{kind}_oU"], 0.0)
+    for w in (1, 2, 4, 8, 16):
+        ok = r[f"bnd_band{w}_union"] > 0
+        np.testing.assert_allclose(pc[f"IoU@band{w}px"][ok], 100.0)
+
+
+def test_relabelling_classes_changes_nothing():
+    rng = np.random.default_rng(7)
+    gt, pred = random_pair(rng, (40, 44), n_classes=5)
+    cfg = cfg_for((40, 44), d=2, bw=2, theta=2.0)
+    perm = np.array([17, 3, 140, 0, 66, 9])           # class k -> perm[k]; ignore stays ignore
+    lut = np.full(256, IGN, np.int32)
+    lut[:6] = perm
+    gt2, pred2 = lut[gt], lut[pred]
+    v = gt != IGN
+    classes = np.unique(np.concatenate([gt[v], pred[v]])).astype(np.int64)
+    a = B.image_class_counts(gt, pred, classes, IGN, cfg)
+    b = B.image_class_counts(gt2, pred2, lut[classes].astype(np.int64), IGN, cfg)
+    for k in a:
+        assert np.array_equal(a[k], b[k]), k
+    # and the order of `classes` is followed
+    order = np.argsort(-classes)
+    c = B.image_class_counts(gt, pred, classes[order], IGN, cfg)
+    for k in a:
+        assert np.array_equal(a[k][order], c[k]), k
+
+
+def test_extra_classes_get_zero_rows():
+    gt = square_map((10, 10), (2, 5), (2, 5))
+    r = counts(gt, gt, classes=[0, 1, 42])
+    assert all(v == 0 for v in r[42].values())
+
+
+# ------------------------------------------------------------------------------------------------
+# dataset level
+
+
+def test_accumulation_is_over_pixels_not_images():
+    # boundary IoU of class 1: 10/30 in one image, 20/20 in another -> 30/50, not the mean of ratios
+    sums = {"bnd_biou_intersect": np.array([30]), "bnd_biou_union": np.array([50])}
+    assert B.per_class_metrics(sums)["boundary_IoU"][0] == pytest.approx(60.0)
+
+
+def test_summary_skips_nan_classes_and_splits_seen_unseen():
+    cfg = B.BoundaryConfig()
+    cols = B.count_columns(cfg)
+    sums = {k: np.zeros(4, np.int64) for k in cols}
+    sums["bnd_biou_intersect"][:] = [1, 0, 3, 0]
+    sums["bnd_biou_union"][:] = [2, 0, 4, 5]          # class 1 NaN, class 3 zero
+    sums["bnd_err_tp"][:] = [2, 0, 1, 0]
+    sums["bnd_err_fp_segment"][:] = [2, 0, 0, 0]
+    sums["bnd_err_fn_extent"][:] = [0, 0, 1, 0]
+    sums["bnd_bf_f1_nano"][:] = [B.BF_SCALE // 2, 0, B.BF_SCALE, 0]
+    sums["bnd_bf_images"][:] = [1, 0, 2, 0]
+    s = B.summary(sums, unseen_mask=np.array([False, False, True, True]))
+    assert s["boundary_IoU"] == pytest.approx((50 + 75 + 0) / 3)
+    assert s["boundary_IoU_seen"] == pytest.approx(50.0)
+    assert s["boundary_IoU_unseen"] == pytest.approx(37.5)
+    assert s["mE_segment_oU"] == pytest.approx(25.0)          # (50 + 0) / 2
+    assert s["mE_extent_oU"] == pytest.approx(25.0)           # (0 + 50) / 2
+    assert s["mE_segment_oU_FP"] == pytest.approx(25.0)
+    assert s["mBF"] == pytest.approx((50 + 50) / 2)
+    assert np.isnan(s["trimap_IoU"])                           # no class defined
+    expected = {"boundary_IoU", "trimap_IoU", "mBF", "boundary_IoU_seen", "boundary_IoU_unseen"}
+    expected |= {f"mIoU@band{w}px" for w in (1, 2, 4, 8, 16)}
+    for kind in ("boundary", "extent", "segment"):
+        expected |= {f"mE_{kind}_oU{x}" for x in ("", "_FP", "_FN", "_renormed")}
+    assert set(s) == expected
+    assert "boundary_IoU_seen" not in B.summary(sums)
+
+
+def test_summary_accepts_batch_axes():
+    rng = np.random.default_rng(3)
+    cols = B.count_columns(B.BoundaryConfig())
+    batch = {k: rng.integers(0, 50, (6, 5)) for k in cols}
+    batch["bnd_biou_union"][:, 0] = 0
+    batch["bnd_biou_intersect"][:, 0] = 0
+    batch["bnd_bf_f1_nano"] = rng.integers(0, B.BF_SCALE, (6, 5)) * (batch["bnd_bf_images"] > 0)
+    s = B.summary(batch, unseen_mask=np.array([0, 1, 0, 1, 1], bool))
+    pc = B.per_class_metrics(batch)
+    for name, v in s.items():
+        assert v.shape == (6,), name
+    for b in range(6):
+        one = B.summary({k: v[b] for k, v in batch.items()}, unseen_mask=np.array([0, 1, 0, 1, 1], bool))
+        for name in s:
+            np.testing.assert_allclose(s[name][b], one[name])
+        assert pc["boundary_IoU"].shape == (6, 5)
