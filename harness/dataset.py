@@ -146,10 +146,14 @@ def check_label_values(labels: np.ndarray, num_classes: int, ignore_index: int, 
 
 
 def load_dataset(path: str | Path) -> DatasetSpec:
-    """A dataset from a folder holding dataset.yaml, or from the yaml file itself."""
+    """A dataset from a folder holding dataset.yaml, the yaml file itself, or an mmseg config (.py)."""
     path = Path(path)
     if not path.exists():
         raise UserError("data folder does not exist", path)
+    if path.suffix == ".py":
+        from harness.mmseg_data import dataset_from_mmseg_config
+
+        return dataset_from_mmseg_config(path)
     yaml_path = path / "dataset.yaml" if path.is_dir() else path
     if not yaml_path.is_file():
         raise UserError("no dataset.yaml in the data folder", path)
