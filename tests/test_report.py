@@ -1,0 +1,339 @@
+"""`zeg-eval report`: numbers on the page equal the run records, the bootstrap, bad input, the
+gallery, the CSVs, and the page in headless Chromium (which must be installed: apt-get install -y chromium)."""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.aggregate import class_sums
+from harness.errors import UserError
+from harness.imageio import write_label_png
+from harness.metrics import standard
+from harness.report import add_arguments, command
+from harness.report.build import Options, build_report
+from harness.report.runs import load_runs
+from harness.report.stats import Bootstrap, draw_weights, point_estimates
+from harness.run import run_from_args
+
+CLASSES = ["sky", "road", "car", "person", "sign"]
+ALL_FAMILIES = "families:\n  standard: {}\n  size: {}\n  occlusion: {}\n  boundary: {}\n"
+
+
+def make_data(root: Path, n=6, size=64, seed=0, classes=CLASSES, name="toy"):
+    """A tiny dataset (labels + images) and three prediction folders: good, coarse, blind."""
+    rng = np.random.default_rng(seed)
+    (root / "data/labels").mkdir(parents=True)
+    (root / "data/images").mkdir()
+    (root / "data/dataset.yaml").write_text(
+        f"name: {name}\nclasses: [{', '.join(classes)}]\nunseen: [{', '.join(classes[-2:])}]\n")
+    preds = {m: root / "pred" / m for m in ("good", "coarse", "blind")}
+    for p in preds.values():
+        p.mkdir(parents=True)
+    for i in range(n):
+        gt = np.zeros((size, size), np.int32)
+        gt[size // 2:] = 1
+        for _ in range(5):
+            c = int(rng.integers(2, 5))
+            s = int(rng.integers(2, 12))
+            y, x = rng.integers(0, size - s, 2)
+            gt[y:y + s, x:x + s] = c
+        gt[0:2, 0:2] = 255
+        stem = f"img{i:03d}"
+        write_label_png(root / "data/labels" / f"{stem}.png", gt)
+        img = (rng.random((size, size, 3)) * 60 + (gt[..., None] % 5) * 40).astype(np.uint8)
+        cv2.imwrite(str(root / "data/images" / f"{stem}.png"), img)
+        g = np.where(gt == 255, 0, gt)
+        good = g.copy()
+        noise = rng.random(g.shape) < 0.01
+        good[noise] = rng.integers(0, len(classes), noise.sum())
+        small = cv2.resize(g.astype(np.uint8), (size // 8, size // 8), interpolation=cv2.INTER_NEAREST)
+        coarse = cv2.resize(small, (size, size), interpolation=cv2.INTER_NEAREST)
+        blind = np.where(g >= 3, 0, g)
+        for m, arr in (("good", good), ("coarse", coarse), ("blind", blind)):
+            write_label_png(preds[m] / f"{stem}.png", arr)
+    return root / "data", preds
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    data, preds = make_data(root / "toy")
+    (root / "all.yaml").write_text("name: toy\n" + ALL_FAMILIES)
+    (root / "std.yaml").write_text("name: toy_std\nfamilies:\n  standard: {}\n")
+    out = {}
+    run_from_args(root / "all.yaml", data, [f"good={preds['good']}", f"coarse={preds['coarse']}"],
+                  root / "run1", workers=1)
+    run_from_args(root / "all.yaml", data, [f"blind={preds['blind']}", f"good={preds['good']}"],
+                  root / "run2", workers=1)
+    run_from_args(root / "std.yaml", data, [f"blind={preds['blind']}"], root / "run_std", workers=1)
+    other, other_preds = make_data(root / "other", n=4, seed=1, classes=["a", "b", "c", "d", "e", "f"], name="other")
+    run_from_args(root / "std.yaml", other, [f"good={other_preds['good']}"], root / "run_other", workers=1)
+    out.update(root=root, run1=root / "run1", run2=root / "run2", run_std=root / "run_std",
+               run_other=root / "run_other", data=data, preds=preds)
+    return out
+
+
+class Cells(HTMLParser):
+    """The summary table's value and delta cells: (kind, metric, model) -> (data-sort, text, classes)."""
+
+    def __init__(self):
+        super().__init__()
+        self.cells, self._open, self.text = {}, None, []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "td" and "data-metric" in a:
+            kind = "delta" if "d" in (a.get("class") or "").split() else "value"
+            self._open = (kind, a["data-metric"], a["data-model"], a.get("data-sort", ""), a.get("class", ""))
+            self.text = []
+
+    def handle_data(self, data):
+        if self._open:
+            self.text.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "td" and self._open:
+            kind, metric, model, sort, cls = self._open
+            self.cells[(kind, metric, model)] = (sort, "".join(self.text).strip(), cls)
+            self._open = None
+
+
+def parse(html_path: Path) -> dict:
+    p = Cells()
+    p.feed(Path(html_path).read_text())
+    return p.cells
+
+
+def report(paths, out, **kw):
+    kw.setdefault("n_boot", 200)
+    return build_report([str(p) for p in paths], out, Options(**kw))
+
+
+# ----------------------------------------------------------------------------------------------
+
+
+def test_single_run_page_and_csv_equal_run_records(runs, tmp_path):
+    res = report([runs["run1"]], tmp_path / "rep")
+    cells = parse(res["html"])
+    summary = json.loads((runs["run1"] / "summary.json").read_text())
+    assert set(summary) == {"good", "coarse"}
+    checked = 0
+    for model, metrics in summary.items():
+        for metric, value in metrics.items():
+            sort, text, _ = cells[("value", metric, model)]
+            if value is None:
+                assert sort == "nan" and text == "n/a", (model, metric)
+            else:
+                assert float(sort) == pytest.approx(value, rel=1e-12, abs=1e-12), (model, metric)
+                if metric.startswith(("mIoU", "aAcc", "object_recall", "boundary_IoU", "hIoU")):
+                    assert text == f"{value:.2f}"
+            checked += 1
+    assert checked > 200  # every family is on the page
+    # The CSV holds the same numbers as the run's own summary.csv (absent = empty).
+    mine = pd.read_csv(tmp_path / "rep/summary.csv").set_index("model")
+    theirs = pd.read_csv(runs["run1"] / "summary.csv").set_index("model")
+    for col in theirs.columns:
+        np.testing.assert_allclose(mine.loc[theirs.index, col].to_numpy(float), theirs[col].to_numpy(float),
+                                   rtol=1e-12, equal_nan=True)
+    per_class = pd.read_csv(tmp_path / "rep/per_class.csv")
+    run_pc = pd.read_csv(runs["run1"] / "per_class.csv")
+    merged = per_class.merge(run_pc, on=["model", "class_id"], suffixes=("", "_run"))
+    assert len(merged) == 2 * len(CLASSES)
+    np.testing.assert_allclose(merged["IoU"], merged["IoU_run"], equal_nan=True)
+    per_bucket = pd.read_csv(tmp_path / "rep/per_bucket.csv")
+    assert {"n_objects", "object_recall_ci_lo", "object_recall_ci_hi", "family", "bucket"} <= set(per_bucket.columns)
+    run_pb = pd.read_csv(runs["run1"] / "per_bucket.csv")
+    assert per_bucket["n_objects"].sum() == run_pb["n_objects"].sum()
+    # A single run: the first model is the baseline; one delta column set for the other.
+    assert cells[("delta", "mIoU", "coarse")][0] and ("delta", "mIoU", "good") not in cells
+    html = res["html"].read_text()
+    assert "http://" not in html.replace("http://www.w3.org", "") and "https://" not in html  # nothing to fetch
+    assert html.count("data:image/png;base64,") >= 6
+
+
+def test_bootstrap_matches_resampling_the_records(runs):
+    """The vectorised bootstrap equals, draw by draw, the metric recomputed on explicitly resampled records."""
+    _, models = load_runs([runs["run1"]])
+    model = models[1]
+    point = point_estimates(model)
+    boot = Bootstrap(models, n_boot=15, seed=3)
+    dists = boot.distributions(model, point)
+    assert {"mIoU", "hIoU", "boundary_IoU", "mIoU@band4px", "object_recall@small", "object_IoU@medium",
+            "fp_blobs_per_image", "object_recall@occ_none", "mE_segment_oU"} <= set(dists)
+    pixel, objects = model.tables["pixel"], model.tables["objects"]
+    stems = boot.stems
+    for b in range(15):
+        counts = dict(zip(stems, boot.weights[b].astype(int)))
+        rep = lambda df: df.loc[df.index.repeat(df["image"].map(counts).to_numpy())]  # noqa: E731
+        sums = class_sums(rep(pixel), len(CLASSES))
+        ref = standard.summary(*(sums[c] for c in standard.COUNT_COLUMNS), np.array([0, 0, 0, 1, 1], bool))
+        assert dists["mIoU"][b] == pytest.approx(float(ref["mIoU"]), rel=1e-9)
+        assert dists["hIoU"][b] == pytest.approx(float(ref["hIoU"]), rel=1e-9)
+        small = rep(objects)
+        small = small[small["area"] < 32 ** 2]
+        assert dists["object_recall@small"][b] == pytest.approx(100 * small["hit"].mean(), rel=1e-9)
+    # Seeded: the same draws again; rows are multinomial resamples of all images.
+    np.testing.assert_array_equal(draw_weights(6, 15, 3), boot.weights)
+    assert (boot.weights.sum(axis=1) == len(stems)).all()
+
+
+def test_compare_paired_deltas_missing_families_and_model_sets(runs, tmp_path):
+    res = report([runs["run1"], runs["run2"], runs["run_std"]], tmp_path / "cmp", baseline="coarse", seed=7)
+    cells = parse(res["html"])
+    data = res["data"]
+    labels = [e.label for e in data["entries"]]
+    assert labels == ["run1/good", "coarse", "run2/blind", "run2/good", "run_std/blind"]
+    # The same predictions scored in two runs: paired deltas of exactly zero, zero-width interval.
+    good1 = next(e for e in data["entries"] if e.label == "run1/good")
+    good2 = next(e for e in data["entries"] if e.label == "run2/good")
+    np.testing.assert_array_equal(good1.dists["mIoU"], good2.dists["mIoU"])
+    # Deltas against the baseline equal the difference of the run records; blind never predicts the
+    # unseen classes (person, sign), a significant loss.
+    s1 = json.loads((runs["run1"] / "summary.json").read_text())
+    s2 = json.loads((runs["run2"] / "summary.json").read_text())
+    for metric in ("mIoU_unseen", "object_recall@small", "mIoU@band2px"):
+        sort, text, cls = cells[("delta", metric, "run2/blind")]
+        assert float(sort) == pytest.approx(s2["blind"][metric] - s1["coarse"][metric], rel=1e-12)
+    sort, text, cls = cells[("delta", "mIoU_unseen", "run2/blind")]
+    assert float(sort) < 0 and "sig" in cls and "worse" in cls
+    long = pd.read_csv(tmp_path / "cmp/summary_long.csv")
+    row = long[(long.model == "run1/good") & (long.metric == "mIoU")].iloc[0]
+    assert row.ci_lo <= row.value <= row.ci_hi and row.baseline == "coarse"
+    assert row.delta_ci_lo <= row.delta <= row.delta_ci_hi
+    # A run without the size family: its cells say "absent" (not 0), in the page and in the CSV.
+    sort, text, cls = cells[("value", "object_recall@small", "run_std/blind")]
+    assert text == "absent" and sort == "" and "absent" in cls
+    assert long[(long.model == "run_std/blind") & (long.metric == "object_recall@small")].status.item() == "absent"
+    assert float(cells[("value", "mIoU", "run_std/blind")][0]) == pytest.approx(s2["blind"]["mIoU"])
+    # Same seed -> same intervals.
+    again = report([runs["run1"], runs["run2"], runs["run_std"]], tmp_path / "cmp2", baseline="coarse", seed=7)
+    pd.testing.assert_frame_equal(long, pd.read_csv(tmp_path / "cmp2/summary_long.csv"))
+    assert again["html"].is_file()
+
+
+def test_different_datasets_are_flagged_not_compared(runs, tmp_path):
+    res = report([runs["run1"], runs["run_other"]], tmp_path / "ds")
+    html = res["html"].read_text()
+    assert "different data" in html
+    cells = parse(res["html"])
+    sort, text, _ = cells[("delta", "mIoU", "run_other/good")]
+    assert sort == "" and text == ""  # no delta across datasets
+    assert float(cells[("value", "mIoU", "run_other/good")][0]) == pytest.approx(
+        json.loads((runs["run_other"] / "summary.json").read_text())["good"]["mIoU"])
+
+
+def test_bad_input(runs, tmp_path):
+    with pytest.raises(UserError, match="not a zeg-eval run folder"):
+        report([tmp_path], tmp_path / "x")
+    with pytest.raises(UserError, match="does not exist"):
+        report([tmp_path / "nope"], tmp_path / "x")
+    bad = tmp_path / "badjson"
+    bad.mkdir()
+    (bad / "manifest.json").write_text("{not json")
+    with pytest.raises(UserError, match="cannot read the manifest"):
+        report([bad], tmp_path / "x")
+    with pytest.raises(UserError, match="--baseline 'nobody'"):
+        report([runs["run1"]], tmp_path / "x", baseline="nobody")
+    with pytest.raises(UserError, match="ambiguous"):
+        report([runs["run1"], runs["run2"]], tmp_path / "x", baseline="good")
+    # A run in progress: refused, or reported as partial on request.
+    partial = tmp_path / "partial"
+    shutil.copytree(runs["run1"], partial)
+    manifest = json.loads((partial / "manifest.json").read_text())
+    manifest["status"] = "running"
+    (partial / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match="not complete.*--partial"):
+        report([partial], tmp_path / "x")
+    res = report([partial], tmp_path / "p", allow_partial=True, n_boot=0)
+    assert "PARTIAL" in res["html"].read_text()
+
+
+def test_gallery_crops_and_missing_sources(runs, tmp_path):
+    res = report([runs["run1"], runs["run2"]], tmp_path / "g", baseline="coarse")
+    html = res["html"].read_text()
+    gallery = html[html.index('id="gallery"'):html.index('id="files"')]
+    assert "Objects where the models disagree most" in gallery
+    assert any(f"{c} in img" in gallery for c in ("car", "person", "sign"))
+    assert "missed" in gallery and "found" in gallery
+    assert gallery.count("data:image/png;base64,") >= 8
+    assert "Worst images: coarse" in gallery
+    # Without the dataset and the predictions the page still renders and says why.
+    moved = tmp_path / "moved"
+    shutil.copytree(runs["run1"], moved)
+    manifest = json.loads((moved / "manifest.json").read_text())
+    manifest["dataset"]["root"] = str(tmp_path / "gone")
+    for entry in manifest["models"].values():
+        entry["path"] = str(tmp_path / "gone_preds")
+    manifest["models"]["good"].update(checkpoint="/ckpt/good.pth", checkpoint_sha256="ab12" * 16)
+    (moved / "manifest.json").write_text(json.dumps(manifest))
+    html = report([moved], tmp_path / "g2")["html"].read_text()
+    assert "not available" in html and "no pictures" in html and "no saved predictions" in html
+    assert "/ckpt/good.pth" in html and "ab12ab12ab12ab12" in html  # the header shows checkpoint and hash
+    # Predictions saved in the run folder (--save-predictions) are used even without the dataset.
+    shutil.copytree(runs["preds"]["good"], moved / "predictions" / "good")
+    html = report([moved], tmp_path / "g3")["html"].read_text()
+    worst = html[html.index("Worst images: good"):html.index('id="files"')]
+    assert worst.count('alt="good" src="data:image/png;base64,') == 3
+    assert "no saved predictions" not in html
+
+
+def test_command_line(runs, tmp_path, capsys):
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    out = tmp_path / "cli"
+    args = parser.parse_args(["--compare", str(runs["run1"]), str(runs["run2"]), "--baseline", "coarse",
+                              "--out", str(out), "--bootstrap", "50", "--gallery", "2"])
+    assert command(args) == 0
+    assert (out / "report.html").is_file() and (out / "summary.csv").is_file()
+    assert "report:" in capsys.readouterr().out
+    with pytest.raises(UserError):
+        command(parser.parse_args([]))
+
+
+def test_page_in_headless_chromium(runs, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "headless Chromium is required for this test: apt-get install -y chromium"
+    res = report([runs["run1"], runs["run2"]], tmp_path / "web", baseline="coarse")
+    url = res["html"].resolve().as_uri()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
+             "--enable-logging=stderr", "--v=0"]
+    shot = tmp_path / "shot.png"
+    with tempfile.TemporaryDirectory() as profile:
+        proc = subprocess.run([chromium, *flags, f"--user-data-dir={profile}", "--window-size=1280,2400",
+                               f"--screenshot={shot}", url], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+    assert not console, "the page logged to the console:\n" + "\n".join(console)
+    img = cv2.imread(str(shot))
+    assert img is not None and img.shape[0] >= 2000 and img.shape[1] >= 1200
+    assert img.std() > 20 and len(np.unique(img.reshape(-1, 3), axis=0)) > 200, "blank screenshot"
+    # The page's script ran to its end (it marks <body data-ready="1">) and built the table.
+    with tempfile.TemporaryDirectory() as profile:
+        dom = subprocess.run([chromium, *flags, f"--user-data-dir={profile}", "--dump-dom", url],
+                             capture_output=True, text=True, timeout=120)
+    assert dom.returncode == 0
+    assert 'data-ready="1"' in dom.stdout
+    assert not [line for line in dom.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
+    assert dom.stdout.count('data-metric="mIoU"') == 2 * 4 - 1
+
+
+def test_single_model_run_with_one_family(runs, tmp_path):
+    res = report([runs["run_std"]], tmp_path / "one")
+    html = res["html"].read_text()
+    assert "Families absent from every model: boundary, size, occlusion" in html
+    assert "two or more models" in html and "Seen vs unseen classes" in html
+    cells = parse(res["html"])
+    assert not [k for k in cells if k[0] == "delta"]
+    summary = json.loads((runs["run_std"] / "summary.json").read_text())["blind"]
+    assert float(cells[("value", "hIoU", "blind")][0]) == pytest.approx(summary["hIoU"], rel=1e-12)
