@@ -558,3 +558,337 @@ def test_summary_accepts_batch_axes():
         for name in s:
             np.testing.assert_allclose(s[name][b], one[name])
         assert pc["boundary_IoU"].shape == (6, 5)
+
+
+# ------------------------------------------------------------------------------------------------
+# frozen copy of the previous implementation (per-class crops, one mask per class; commit 6bc980c):
+# the current one (whole-map label filters, sparse work on error/contour pixels) must give the same
+# integer counts on every column
+
+
+from harness.metrics.boundary import (  # noqa: E402  (helpers the old code shares, unchanged)
+    BF_SCALE, _SQUARE3, BoundaryConfig, _dilate, _dilate_disk, _erode, band_widths, bf_tolerance,
+    boundary_iou_width, count_columns, disk_rectangles, error_boundary_width, euclidean_disk,
+    rounded_disk, square)
+import cv2  # noqa: E402
+
+
+def legacy_compact(labels: np.ndarray, classes: np.ndarray, other: int) -> np.ndarray:
+    """uint16 map: j where labels == classes[j], `other` where the label is not one of `classes`."""
+    k = classes.size
+    lo = min(int(labels.min()), int(classes.min()))
+    hi = max(int(labels.max()), int(classes.max()))
+    if hi - lo < (1 << 22):
+        lut = np.full(hi - lo + 1, other, dtype=np.uint16)
+        lut[classes - lo] = np.arange(k, dtype=np.uint16)
+        return lut[labels - lo] if lo != 0 else lut[labels]
+    order = np.argsort(classes, kind="stable")
+    sorted_classes = classes[order]
+    pos = np.minimum(np.searchsorted(sorted_classes, labels), k - 1)
+    return np.where(sorted_classes[pos] == labels, order[pos], other).astype(np.uint16)
+
+
+def legacy_class_boxes(gi: np.ndarray, pi: np.ndarray, k: int) -> list:
+    """Bounding box (y0, y1, x0, x1) of G_c ∪ P_c for each of the k classes (None if both empty)."""
+    boxes = [None] * k
+    for idx in (gi, pi):
+        # labels 1..k are the classes; k+1 and k+2 (ignore, other values) are beyond max_label
+        for j, sl in enumerate(ndi.find_objects(idx + np.uint16(1), max_label=k)):
+            if sl is None:
+                continue
+            y0, y1, x0, x1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
+            b = boxes[j]
+            boxes[j] = (y0, y1, x0, x1) if b is None else (min(b[0], y0), max(b[1], y1),
+                                                             min(b[2], x0), max(b[3], x1))
+    return boxes
+
+
+def legacy_keep_touching(mask, adj_tp, adj_tn):
+    """Components (8-connected) of `mask` that touch both a TP and a TN pixel (8-neighbourhood)."""
+    n, labels = cv2.connectedComponents(mask, connectivity=8, ltype=cv2.CV_32S)
+    if n <= 1:
+        return mask
+    touch_tp = np.bincount(labels[adj_tp.view(bool) & mask.view(bool)], minlength=n) > 0
+    touch_tn = np.bincount(labels[adj_tn.view(bool) & mask.view(bool)], minlength=n) > 0
+    keep = touch_tp & touch_tn
+    keep[0] = False
+    if keep[1:].all():
+        return mask
+    return keep[labels].astype(np.uint8)
+
+
+def legacy_extent_split(region: np.ndarray, tp: np.ndarray, rest: np.ndarray) -> tuple[int, int]:
+    """Split the pixels of `rest` by the 8-connected component of `region` they lie in: those in a
+    component holding a TP pixel are extent errors, the others segment errors."""
+    n_rest = int(np.count_nonzero(rest))
+    if n_rest == 0:
+        return 0, 0
+    n, labels = cv2.connectedComponents(region, connectivity=8, ltype=cv2.CV_32S)
+    has_tp = np.bincount(labels[tp.view(bool)], minlength=n) > 0
+    has_tp[0] = False
+    extent = int(np.count_nonzero(has_tp[labels[rest.view(bool)]]))
+    return extent, n_rest - extent
+
+
+def legacy_boundary_errors(tp, tn, fp, fn, bw, disk_bw):
+    """beyond-iou's boundary errors of one class: FP (FN) pixels within bw of a TP and of a TN pixel
+    seed them; the seeds grow by bw inside the FP (FN) mask; a grown 8-connected component is kept
+    only if it touches (8-neighbourhood) a TP and a TN pixel. Returns full-crop masks (or None).
+
+    Everything happens within 2·bw of a TP pixel, so it is computed on the box of the TP pixels
+    padded by 2·bw + 2 (identical results: disks of the seeds and the components lie inside).
+    """
+    ys = np.flatnonzero(tp.any(axis=1))
+    xs = np.flatnonzero(tp.any(axis=0))
+    m = 2 * bw + 2
+    H, W = tp.shape
+    y0, y1 = max(ys[0] - m, 0), min(ys[-1] + 1 + m, H)
+    x0, x1 = max(xs[0] - m, 0), min(xs[-1] + 1 + m, W)
+    sub = (slice(y0, y1), slice(x0, x1))
+    tp_s, tn_s = tp[sub], tn[sub]
+    both = _dilate_disk(tp_s, disk_bw) & _dilate_disk(tn_s, disk_bw)  # within bw of a TP and of a TN pixel
+    adj_tp = adj_tn = None
+    result = []
+    for err in (fp, fn):
+        err_s = err[sub]
+        seed = err_s & both
+        if not seed.any():
+            result.append(None)
+            continue
+        cand = _dilate_disk(seed, disk_bw) & err_s
+        if adj_tp is None:
+            adj_tp, adj_tn = _dilate(tp_s, _SQUARE3), _dilate(tn_s, _SQUARE3)
+        full = np.zeros_like(err)
+        full[sub] = legacy_keep_touching(cand, adj_tp, adj_tn)
+        result.append(full)
+    return result[0], result[1]
+
+
+def legacy_class_counts(g, p, v, d, bw, disk_bw, disk_bf, out, j):
+    """All counts of one class on a crop. g, p, v: uint8 0/1 masks of G_c, P_c and valid pixels."""
+    not_g, not_p = 1 - g, 1 - p
+    # --- Boundary IoU and trimap IoU (beyond-iou: 3x3 erosion iterated d times, L∞ band) -------
+    k = square(d)
+    g_er = _erode(g, k)
+    gi = g & (1 - g_er)                      # G ∩ G_d
+    pi = p & (1 - _erode(p, k))              # P ∩ P_d
+    g_band = _dilate(g, k) & (1 - g_er)      # G_d = inner ∪ outer band
+    out["bnd_biou_intersect"][j] = np.count_nonzero(gi & pi & v)
+    out["bnd_biou_union"][j] = np.count_nonzero((gi | pi) & v)
+    out["bnd_trimap_intersect"][j] = np.count_nonzero(gi & p)          # gi is valid already
+    out["bnd_trimap_union"][j] = np.count_nonzero((gi | (g_band & p)) & v)
+
+    # --- error breakdown (beyond-iou get_boundary_errors / get_extent_segment_errors) ----------
+    tp = g & p
+    fp = p & not_g                           # also on ignore pixels: shapes the geometry only
+    fn = g & not_p
+    tn = not_g & not_p                       # also on ignore pixels
+    fp_bnd = fn_bnd = None
+    if bw > 0 and tp.any():
+        fp_bnd, fn_bnd = legacy_boundary_errors(tp, tn, fp, fn, bw, disk_bw)
+    n_tp = int(np.count_nonzero(tp))
+    out["bnd_err_tp"][j] = n_tp
+    fp_v = fp & v
+    if fp_bnd is not None:
+        out["bnd_err_fp_boundary"][j] = np.count_nonzero(fp_bnd & v)
+        fp_v = fp_v & (1 - fp_bnd)
+    if fn_bnd is not None:
+        out["bnd_err_fn_boundary"][j] = np.count_nonzero(fn_bnd)
+        fn = fn & (1 - fn_bnd)
+    if n_tp == 0:  # no TP pixel anywhere: every remaining error is a segment error
+        out["bnd_err_fp_segment"][j] = np.count_nonzero(fp_v)
+        out["bnd_err_fn_segment"][j] = np.count_nonzero(fn)
+    else:
+        out["bnd_err_fp_extent"][j], out["bnd_err_fp_segment"][j] = legacy_extent_split(p, tp, fp_v)
+        out["bnd_err_fn_extent"][j], out["bnd_err_fn_segment"][j] = legacy_extent_split(g, tp, fn)
+
+    # --- BF score (Csurka et al. 2013): 1-px inner contours, Euclidean tolerance ---------------
+    g_present = g.any()
+    p_present = bool(np.count_nonzero(p & v))
+    if not (g_present or p_present):
+        return
+    out["bnd_bf_images"][j] = 1
+    if not (g_present and p_present):
+        return  # class missing from gt or prediction: F1 = 0
+    bg = g & (1 - _erode(g, _SQUARE3))
+    bp = p & (1 - _erode(p, _SQUARE3))
+    bp_v = bp & v                            # pred contour pixels on ignore pixels are not scored
+    n_g = int(np.count_nonzero(bg))
+    n_p = int(np.count_nonzero(bp_v))
+    if n_g == 0 or n_p == 0:
+        f1 = 1.0 if n_g == n_p else 0.0
+    else:
+        # matches lie within the tolerance of the gt contour: work on its box padded by the radius
+        r = disk_bf[0].shape[1] // 2
+        ys = np.flatnonzero(bg.any(axis=1))
+        xs = np.flatnonzero(bg.any(axis=0))
+        sub = (slice(max(ys[0] - r, 0), ys[-1] + 1 + r), slice(max(xs[0] - r, 0), xs[-1] + 1 + r))
+        bg_s = bg[sub]
+        precision = np.count_nonzero(bp_v[sub] & _dilate_disk(bg_s, disk_bf)) / n_p
+        recall = np.count_nonzero(bg_s & _dilate_disk(bp[sub], disk_bf)) / n_g
+        f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    out["bnd_bf_f1_nano"][j] = int(round(f1 * BF_SCALE))
+
+
+def legacy_band_counts(gi, pi, valid, k, widths, out):
+    """Trimap band curve: band_w = non-ignored pixels within L∞ distance w of a pixel with another
+    ground-truth value (the ignore value counts as another value; the border is no boundary);
+    per class intersection and union of G_c and P_c inside the band (mmseg's IoU restricted to it).
+    gi, pi: compact maps (0..k-1 classes, k ignore / no class, k+1 other values)."""
+    ws = widths
+    if not ws:
+        return
+    n_lv = len(ws)
+    # level = index of the narrowest band holding the pixel; n_lv = in no band
+    level = np.full(gi.shape, n_lv, dtype=np.int32)
+    for i in range(n_lv - 1, -1, -1):
+        kern = square(ws[i])
+        level[_dilate(gi, kern) != _erode(gi, kern)] = i
+    sel = valid & (level < n_lv)
+    lv = level[sel] * (k + 2)
+    g = gi[sel].astype(np.int32)
+    p = pi[sel].astype(np.int32)
+    nb = n_lv * (k + 2)
+    inter = np.bincount((lv + g)[g == p], minlength=nb)
+    area_g = np.bincount(lv + g, minlength=nb)
+    area_p = np.bincount(lv + p, minlength=nb)
+    inter, area_g, area_p = (np.cumsum(a.reshape(n_lv, k + 2), axis=0)[:, :k]
+                             for a in (inter, area_g, area_p))
+    for i, w in enumerate(ws):
+        out[f"bnd_band{w}_intersect"][:] = inter[i]
+        out[f"bnd_band{w}_union"][:] = area_g[i] + area_p[i] - inter[i]
+
+
+def legacy_image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ignore_index: int,
+                       cfg: BoundaryConfig) -> dict[str, np.ndarray]:
+    """Additive per-class counts of one image for the classes in `classes` (one row each, int64).
+
+    gt, pred: HxW integer maps; gt pixels equal to `ignore_index` are not counted (the prediction
+    there still shapes components and bands, as in beyond-iou); a prediction equal to the ignore
+    value belongs to no class. A class equal to `ignore_index` gets a row of zeros. `classes` should
+    hold every class of gt (non-ignored) and pred; other values count as "another class".
+    Columns: see `count_columns(cfg)`.
+    """
+    gt = np.asarray(gt)
+    pred = np.asarray(pred)
+    if gt.shape != pred.shape or gt.ndim != 2:
+        raise ValueError(f"gt and pred must be HxW maps of one shape, got {gt.shape} and {pred.shape}")
+    classes = np.asarray(classes, dtype=np.int64).reshape(-1)
+    k = classes.size
+    out = {c: np.zeros(k, dtype=np.int64) for c in count_columns(cfg)}
+    if k == 0 or gt.size == 0:
+        return out
+    if k + 2 >= np.iinfo(np.uint16).max:
+        raise ValueError(f"too many classes in one image ({k})")
+    shape = gt.shape
+    d = boundary_iou_width(shape, cfg)
+    bw = error_boundary_width(shape, cfg)
+    disk_bw = disk_rectangles(rounded_disk(bw)) if bw > 0 else None
+    disk_bf = disk_rectangles(euclidean_disk(bf_tolerance(shape, cfg)))
+    valid = gt != ignore_index
+    # compact maps: j = classes[j]; k = ignore (gt) / ignore value (pred); k+1 = any other value
+    # (a class equal to the ignore value keeps no pixel: pixels of that value are set to k below)
+    gi = legacy_compact(gt, classes, k + 1)
+    pi = legacy_compact(pred, classes, k + 1)
+    gi[~valid] = k
+    pi[pred == ignore_index] = k
+    H, W = shape
+    for j, box in enumerate(legacy_class_boxes(gi, pi, k)):
+        if box is None:
+            continue
+        # one pixel of margin: see docs/metrics_boundary.md ("crops") for why this is exact
+        y0, y1 = max(box[0] - 1, 0), min(box[1] + 1, H)
+        x0, x1 = max(box[2] - 1, 0), min(box[3] + 1, W)
+        v = valid[y0:y1, x0:x1].view(np.uint8)
+        g = (gi[y0:y1, x0:x1] == j).view(np.uint8)   # gi is k on ignore pixels: G_c excludes them
+        p = (pi[y0:y1, x0:x1] == j).view(np.uint8)
+        legacy_class_counts(g, p, v, d, bw, disk_bw, disk_bf, out, j)
+    legacy_band_counts(gi, pi, valid, k, band_widths(cfg), out)
+    return out
+
+
+def _assert_same_as_legacy(gt, pred, classes, cfg, ignore=IGN):
+    got = B.image_class_counts(gt, pred, classes, ignore, cfg)
+    old = legacy_image_class_counts(gt, pred, classes, ignore, cfg)
+    assert list(got) == list(old)
+    for k in old:
+        assert got[k].dtype == np.int64 and np.array_equal(got[k], old[k]), k
+
+
+def _scene(rng, size, num_classes, present, things=60, blobs=15, salt=0.0):
+    """bench/bench_metrics.py's synthetic_scene, with optional salt noise in the prediction."""
+    classes = rng.choice(num_classes, present, replace=False)
+    coarse = rng.choice(classes[:6], (8, 8))
+    gt = np.ascontiguousarray(np.kron(coarse, np.ones((size // 8 + 1, size // 8 + 1)))[:size, :size], dtype=np.int32)
+    for _ in range(things):
+        c = int(rng.choice(classes[6:]))
+        r = int(rng.choice([2, 4, 8, 16, 40]))
+        x, y = rng.integers(0, size, 2)
+        cv2.ellipse(gt, (int(x), int(y)), (r, max(1, int(r * rng.uniform(0.5, 1.5)))),
+                    float(rng.uniform(0, 180)), 0, 360, c, -1)
+    gt[rng.random(gt.shape) < 0.002] = IGN
+    pred = np.where(gt == IGN, classes[0], gt)
+    pred = np.ascontiguousarray(ndi.grey_dilation(pred, size=(3, 3), mode="constant", cval=-1), dtype=np.int32)
+    for _ in range(blobs):
+        x, y = rng.integers(0, size, 2)
+        cv2.circle(pred, (int(x), int(y)), int(rng.integers(2, 12)), int(rng.choice(classes)), -1)
+    noise = rng.random(gt.shape) < salt
+    pred[noise] = rng.choice(classes, int(noise.sum()))
+    return gt, pred
+
+
+def _classes_of(gt, pred, ignore=IGN):
+    v = gt != ignore
+    return np.unique(np.concatenate([gt[v], pred[v]])).astype(np.int64)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_same_counts_as_previous_implementation_random_maps(seed):
+    rng = np.random.default_rng(1000 + seed)
+    shape = (int(rng.integers(16, 70)), int(rng.integers(16, 70)))
+    gt, pred = random_pair(rng, shape, n_classes=int(rng.integers(2, 9)), ignore_frac=float(rng.uniform(0, 0.1)))
+    cfg = cfg_for(shape, d=int(rng.integers(1, 6)), bw=int(rng.integers(0, 5)),
+                  theta=float(rng.uniform(0.5, 4.5)), bands=(1, 2, 4, 8))
+    classes = _classes_of(gt, pred)
+    if seed % 3 == 0:   # extra classes, the ignore value and a shuffled order
+        classes = rng.permutation(np.concatenate([classes, [IGN, 77]]))
+    _assert_same_as_legacy(gt, pred, classes, cfg)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_same_counts_as_previous_implementation_cluttered_scenes(seed):
+    # many classes within one window (three or more around a pixel: the exact per-class lookups),
+    # salt noise, default widths of a 160x160 map and wider ones
+    rng = np.random.default_rng(2000 + seed)
+    gt, pred = _scene(rng, 160, 150, present=int(rng.integers(8, 40)), salt=(0.0, 0.002, 0.02)[seed % 3])
+    classes = _classes_of(gt, pred)
+    _assert_same_as_legacy(gt, pred, classes, B.BoundaryConfig())
+    _assert_same_as_legacy(gt, pred, classes, cfg_for(gt.shape, d=6, bw=4, theta=3.7))
+
+
+def test_same_counts_as_previous_implementation_many_classes():
+    # more than 251 classes in one image: the 16-bit path of the label maps
+    rng = np.random.default_rng(7)
+    H, W = 96, 90
+    gt = np.repeat(np.repeat(rng.integers(0, 600, (32, 30)), 3, axis=0), 3, axis=1).astype(np.int32)
+    pred = np.roll(gt, 1, axis=1).copy()
+    noise = rng.random((H, W)) < 0.05
+    pred[noise] = rng.integers(0, 600, int(noise.sum()))
+    gt[rng.random((H, W)) < 0.02] = 1000
+    classes = _classes_of(gt, pred, ignore=1000)
+    assert classes.size > 252
+    _assert_same_as_legacy(gt, pred, classes, cfg_for((H, W), d=2, bw=2, theta=2.5), ignore=1000)
+
+
+def test_same_counts_as_previous_implementation_edge_cases():
+    rng = np.random.default_rng(11)
+    cfg = cfg_for((20, 24), d=2, bw=2, theta=2.0)
+    full = np.full((20, 24), 3, np.int32)
+    _assert_same_as_legacy(full, full, np.array([3]), cfg)                     # one class everywhere
+    _assert_same_as_legacy(full, np.full((20, 24), 5, np.int32), np.array([3, 5]), cfg)   # no TP
+    ign = np.full((20, 24), IGN, np.int32)
+    _assert_same_as_legacy(ign, full, np.array([3]), cfg)                      # all gt ignored
+    gt, pred = random_pair(rng, (20, 24), n_classes=4)
+    _assert_same_as_legacy(gt, pred, _classes_of(gt, pred), cfg_for((20, 24), bw=0))   # no boundary errors
+    _assert_same_as_legacy(gt[:1], pred[:1], _classes_of(gt[:1], pred[:1]), cfg)        # one row
+    _assert_same_as_legacy(gt[:, :1], pred[:, :1], _classes_of(gt[:, :1], pred[:, :1]), cfg)

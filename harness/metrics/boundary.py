@@ -12,9 +12,11 @@ utils.py, result.py) so that the numbers are comparable with that paper:
 * counts are summed per class over the whole dataset and only then turned into ratios; class
   means skip classes whose ratio is 0/0 (pandas' mean skips NaN).
 
-Per image the cost grows with the classes present in it: each class is computed on the bounding
-box of G_c ∪ P_c padded by one pixel (clipped to the image), which gives exactly the full-image
-result (argument in the docs; tested against a full-image reference).
+Per image all classes are computed at once: L∞ bands and contours from max/min filters of the
+label maps, window tests ("a pixel of class c within the disk of p") from max/min filters of label
+maps, and the error breakdown on the lists of error pixels only; this gives exactly the full-image
+result (docs, "Implementation"; tested against a full-image reference and the previous per-class
+implementation).
 """
 from __future__ import annotations
 
@@ -24,7 +26,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-import scipy.ndimage as ndi
 
 from harness.metrics.standard import nanmean_classes
 
@@ -144,191 +145,217 @@ def _erode(mask: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------------------
 # per image
+#
+# All classes are handled at once on "compact" label maps (gi, pi: 0..k-1 the classes, k ignore /
+# the ignore value, k+1 any other value). Window tests of the form "is there a pixel of class c
+# within the window of p" (c depending on p) are answered for every pixel at once by a max filter
+# and a min filter of a label map that holds the class where the set holds and nothing elsewhere:
+# c is present if it is the window's max or min, absent if it lies outside [min, max], and only
+# when min < c < max (three classes in one window) is the answer looked up exactly, per class, by
+# a dilation of that class's mask on the box of the undecided pixels (`_Presence`).
+# Everything of the error breakdown and of the BF score happens at error / contour pixels, which
+# are few: it is computed on lists of pixels (flat indices) instead of per-class masks.
 
-def _compact(labels: np.ndarray, classes: np.ndarray, other: int) -> np.ndarray:
-    """uint16 map: j where labels == classes[j], `other` where the label is not one of `classes`."""
+
+def _compact(labels: np.ndarray, classes: np.ndarray, other: int, dtype) -> np.ndarray:
+    """Map: j where labels == classes[j], `other` where the label is not one of `classes`."""
     k = classes.size
     lo = min(int(labels.min()), int(classes.min()))
     hi = max(int(labels.max()), int(classes.max()))
     if hi - lo < (1 << 22):
-        lut = np.full(hi - lo + 1, other, dtype=np.uint16)
-        lut[classes - lo] = np.arange(k, dtype=np.uint16)
+        lut = np.full(hi - lo + 1, other, dtype=dtype)
+        lut[classes - lo] = np.arange(k, dtype=dtype)
         return lut[labels - lo] if lo != 0 else lut[labels]
     order = np.argsort(classes, kind="stable")
     sorted_classes = classes[order]
     pos = np.minimum(np.searchsorted(sorted_classes, labels), k - 1)
-    return np.where(sorted_classes[pos] == labels, order[pos], other).astype(np.uint16)
+    return np.where(sorted_classes[pos] == labels, order[pos], other).astype(dtype)
 
 
-def _class_boxes(gi: np.ndarray, pi: np.ndarray, k: int) -> list:
-    """Bounding box (y0, y1, x0, x1) of G_c ∪ P_c for each of the k classes (None if both empty)."""
-    boxes = [None] * k
-    for idx in (gi, pi):
-        # labels 1..k are the classes; k+1 and k+2 (ignore, other values) are beyond max_label
-        for j, sl in enumerate(ndi.find_objects(idx + np.uint16(1), max_label=k)):
-            if sl is None:
-                continue
-            y0, y1, x0, x1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
-            b = boxes[j]
-            boxes[j] = (y0, y1, x0, x1) if b is None else (min(b[0], y0), max(b[1], y1),
-                                                             min(b[2], x0), max(b[3], x1))
-    return boxes
+def _max_filter(img: np.ndarray, rects: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Max over the window given as a union of centred rectangles (per channel; the outside of the
+    image is ignored, OpenCV's default border for dilation)."""
+    out = cv2.dilate(img, rects[0])
+    for rect in rects[1:]:
+        np.maximum(out, cv2.dilate(img, rect), out=out)
+    return out
 
 
-def _keep_touching(mask, adj_tp, adj_tn):
-    """Components (8-connected) of `mask` that touch both a TP and a TN pixel (8-neighbourhood)."""
-    n, labels = cv2.connectedComponents(mask, connectivity=8, ltype=cv2.CV_32S)
-    if n <= 1:
-        return mask
-    touch_tp = np.bincount(labels[adj_tp.view(bool) & mask.view(bool)], minlength=n) > 0
-    touch_tn = np.bincount(labels[adj_tn.view(bool) & mask.view(bool)], minlength=n) > 0
-    keep = touch_tp & touch_tn
-    keep[0] = False
-    if keep[1:].all():
-        return mask
-    return keep[labels].astype(np.uint8)
+def _min_filter(img: np.ndarray, rects: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Min over the window (the outside of the image is ignored, OpenCV's default border)."""
+    out = cv2.erode(img, rects[0])
+    for rect in rects[1:]:
+        np.minimum(out, cv2.erode(img, rect), out=out)
+    return out
 
 
-def _extent_split(region: np.ndarray, tp: np.ndarray, rest: np.ndarray) -> tuple[int, int]:
-    """Split the pixels of `rest` by the 8-connected component of `region` they lie in: those in a
-    component holding a TP pixel are extent errors, the others segment errors."""
-    n_rest = int(np.count_nonzero(rest))
-    if n_rest == 0:
-        return 0, 0
-    n, labels = cv2.connectedComponents(region, connectivity=8, ltype=cv2.CV_32S)
-    has_tp = np.bincount(labels[tp.view(bool)], minlength=n) > 0
-    has_tp[0] = False
-    extent = int(np.count_nonzero(has_tp[labels[rest.view(bool)]]))
-    return extent, n_rest - extent
+def _reach(rects) -> tuple[int, int]:
+    return max(r.shape[0] for r in rects) // 2, max(r.shape[1] for r in rects) // 2
 
 
-def _boundary_errors(tp, tn, fp, fn, bw, disk_bw):
-    """beyond-iou's boundary errors of one class: FP (FN) pixels within bw of a TP and of a TN pixel
-    seed them; the seeds grow by bw inside the FP (FN) mask; a grown 8-connected component is kept
-    only if it touches (8-neighbourhood) a TP and a TN pixel. Returns full-crop masks (or None).
+class _Presence:
+    """Answers "is there a pixel of class c(p) in window(p)" for lists of pixels p, for label maps
+    given as (labels, holds): the map holds class labels[q] at the pixels q where `holds`.
 
-    Everything happens within 2·bw of a TP pixel, so it is computed on the box of the TP pixels
-    padded by 2·bw + 2 (identical results: disks of the seeds and the components lie inside).
-    """
-    ys = np.flatnonzero(tp.any(axis=1))
-    xs = np.flatnonzero(tp.any(axis=0))
-    m = 2 * bw + 2
-    H, W = tp.shape
-    y0, y1 = max(ys[0] - m, 0), min(ys[-1] + 1 + m, H)
-    x0, x1 = max(xs[0] - m, 0), min(xs[-1] + 1 + m, W)
-    sub = (slice(y0, y1), slice(x0, x1))
-    tp_s, tn_s = tp[sub], tn[sub]
-    both = _dilate_disk(tp_s, disk_bw) & _dilate_disk(tn_s, disk_bw)  # within bw of a TP and of a TN pixel
-    adj_tp = adj_tn = None
-    result = []
-    for err in (fp, fn):
-        err_s = err[sub]
-        seed = err_s & both
-        if not seed.any():
-            result.append(None)
+    The classes are split into `groups` by index (j mod groups); per map and group, a max filter of
+    (class + 1) and a min filter of the class (255/65535 where the map holds nothing of the group)
+    decide most pixels; the rest (another class of the group below and above c in the window) is
+    looked up exactly by `_exists_exact` with mask_fn(c, box)."""
+
+    def __init__(self, maps, rects, k: int, dtype, groups: int = 2):
+        self.rects, self.k, self.groups = rects, k, groups
+        none = np.iinfo(dtype).max
+        self.hi, self.lo = [], []
+        for labels, holds in maps:
+            his, los = [], []
+            for g in range(groups):
+                h = holds if groups == 1 else holds & ((labels % groups) == g)
+                hv = (labels + 1) * h.view(np.uint8)
+                lv = np.where(h, labels, labels.dtype.type(none))
+                his.append(_max_filter(hv, rects).ravel())
+                los.append(_min_filter(lv, rects).ravel())
+            self.hi.append(his)
+            self.lo.append(los)
+
+    def query(self, i: int, ys, xs, cls, f, mask_fn) -> np.ndarray:
+        """bool per pixel (flat index f = y * W + x, class cls): map i has class cls in the window."""
+        c = cls.astype(np.int64)
+        out = np.zeros(c.size, dtype=bool)
+        und = np.zeros(c.size, dtype=bool)
+        grp = c % self.groups
+        for g in range(self.groups):
+            sel = np.flatnonzero(grp == g) if self.groups > 1 else slice(None)
+            cg = c[sel]
+            fg = f[sel]
+            hi = self.hi[i][g][fg].astype(np.int64) - 1
+            lo = self.lo[i][g][fg].astype(np.int64)
+            out[sel] = (hi == cg) | (lo == cg)
+            und[sel] = (lo < cg) & (cg < hi)
+        u = np.flatnonzero(und)
+        if u.size:
+            out[u] = _exists_exact(ys[u], xs[u], cls[u], self.rects, mask_fn)
+        return out
+
+
+def _exists_exact(ys, xs, cls, rects, mask_fn) -> np.ndarray:
+    """Per class: dilate its mask (mask_fn(c, box)) on the box of its pixels padded by the window
+    and read the result at the pixels."""
+    ry, rx = _reach(rects)
+    out = np.zeros(ys.size, dtype=bool)
+    for c in np.unique(cls):
+        sel = np.flatnonzero(cls == c)
+        y, x = ys[sel], xs[sel]
+        y0, x0 = max(int(y.min()) - ry, 0), max(int(x.min()) - rx, 0)
+        box = (slice(y0, int(y.max()) + ry + 1), slice(x0, int(x.max()) + rx + 1))
+        m = mask_fn(int(c), box)
+        out[sel] = _dilate_disk(m, rects)[y - y0, x - x0] != 0
+    return out
+
+
+class _Neighbours:
+    """8-neighbourhood lookups on the compact maps padded by one pixel of value k+2 (outside)."""
+
+    def __init__(self, gi, pi, k):
+        H, W = gi.shape
+        self.W = W
+        self.W2 = W + 2
+        self.pad = k + 2
+        self.g = cv2.copyMakeBorder(gi, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=k + 2).ravel()
+        self.p = cv2.copyMakeBorder(pi, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=k + 2).ravel()
+        W2 = self.W2
+        self.offsets = (-W2 - 1, -W2, -W2 + 1, -1, 1, W2 - 1, W2, W2 + 1)
+
+    def padded(self, ys, xs):
+        return (ys + 1) * self.W2 + xs + 1
+
+    def touch(self, pp, cls, want_tn=True):
+        """(touches TP_c, touches TN_c) per pixel: an 8-neighbour in TP (TN) of its class c."""
+        tp = np.zeros(pp.size, dtype=bool)
+        tn = np.zeros(pp.size, dtype=bool) if want_tn else None
+        for o in self.offsets:
+            gn, pn = self.g[pp + o], self.p[pp + o]
+            tp |= (gn == cls) & (pn == cls)
+            if want_tn:
+                tn |= (gn != cls) & (pn != cls) & (gn != self.pad)
+        return tp, tn
+
+
+def _components(ys, xs, cls, shape) -> np.ndarray:
+    """Label (1..) of the 8-connected component of each pixel within the pixels of its own class
+    (pixels given as lists). Classes whose pixels touch are labelled in separate passes."""
+    H, W = shape
+    n = ys.size
+    lab = np.zeros(n, dtype=np.int64)
+    if n == 0:
+        return lab
+    W2 = W + 2
+    img = np.zeros((H + 2) * W2, dtype=np.int32)
+    pp = (ys + 1) * W2 + xs + 1
+    own = cls.astype(np.int32) + 1
+    img[pp] = own
+    codes = []
+    for o in (1, W2 - 1, W2, W2 + 1):
+        nb = img[pp + o]
+        bad = (nb != 0) & (nb != own)
+        if bad.any():
+            codes.append(own[bad].astype(np.int64) * (1 << 20) + nb[bad])
+    groups = None
+    if codes:
+        # greedy colouring of the classes that touch each other: one pass per colour
+        adj: dict[int, set] = {}
+        for code in np.unique(np.concatenate(codes)).tolist():
+            a, b = code >> 20, code & ((1 << 20) - 1)
+            adj.setdefault(a, set()).add(b)
+            adj.setdefault(b, set()).add(a)
+        colour: dict[int, int] = {}
+        for c in sorted(adj, key=lambda c: -len(adj[c])):
+            used = {colour[b] for b in adj[c] if b in colour}
+            colour[c] = next(i for i in range(len(used) + 1) if i not in used)
+        lut = np.zeros(int(own.max()) + 1, dtype=np.int64)
+        for c, col in colour.items():
+            lut[c] = col
+        pc = lut[own]
+        groups = [np.flatnonzero(pc == col) for col in range(max(colour.values()) + 1)]
+    base = 0
+    for sel in groups or [slice(None)]:
+        mask = np.zeros((H, W), dtype=np.uint8)
+        y, x = ys[sel], xs[sel]
+        if y.size == 0:
             continue
-        cand = _dilate_disk(seed, disk_bw) & err_s
-        if adj_tp is None:
-            adj_tp, adj_tn = _dilate(tp_s, _SQUARE3), _dilate(tn_s, _SQUARE3)
-        full = np.zeros_like(err)
-        full[sub] = _keep_touching(cand, adj_tp, adj_tn)
-        result.append(full)
-    return result[0], result[1]
+        mask[y, x] = 1
+        m, labels = cv2.connectedComponents(mask, connectivity=8, ltype=cv2.CV_32S)
+        lab[sel] = labels[y, x] + base
+        base += m - 1
+    return lab
 
 
-def _class_counts(g, p, v, d, bw, disk_bw, disk_bf, out, j):
-    """All counts of one class on a crop. g, p, v: uint8 0/1 masks of G_c, P_c and valid pixels."""
-    not_g, not_p = 1 - g, 1 - p
-    # --- Boundary IoU and trimap IoU (beyond-iou: 3x3 erosion iterated d times, L∞ band) -------
-    k = square(d)
-    g_er = _erode(g, k)
-    gi = g & (1 - g_er)                      # G ∩ G_d
-    pi = p & (1 - _erode(p, k))              # P ∩ P_d
-    g_band = _dilate(g, k) & (1 - g_er)      # G_d = inner ∪ outer band
-    out["bnd_biou_intersect"][j] = np.count_nonzero(gi & pi & v)
-    out["bnd_biou_union"][j] = np.count_nonzero((gi | pi) & v)
-    out["bnd_trimap_intersect"][j] = np.count_nonzero(gi & p)          # gi is valid already
-    out["bnd_trimap_union"][j] = np.count_nonzero((gi | (g_band & p)) & v)
-
-    # --- error breakdown (beyond-iou get_boundary_errors / get_extent_segment_errors) ----------
-    tp = g & p
-    fp = p & not_g                           # also on ignore pixels: shapes the geometry only
-    fn = g & not_p
-    tn = not_g & not_p                       # also on ignore pixels
-    fp_bnd = fn_bnd = None
-    if bw > 0 and tp.any():
-        fp_bnd, fn_bnd = _boundary_errors(tp, tn, fp, fn, bw, disk_bw)
-    n_tp = int(np.count_nonzero(tp))
-    out["bnd_err_tp"][j] = n_tp
-    fp_v = fp & v
-    if fp_bnd is not None:
-        out["bnd_err_fp_boundary"][j] = np.count_nonzero(fp_bnd & v)
-        fp_v = fp_v & (1 - fp_bnd)
-    if fn_bnd is not None:
-        out["bnd_err_fn_boundary"][j] = np.count_nonzero(fn_bnd)
-        fn = fn & (1 - fn_bnd)
-    if n_tp == 0:  # no TP pixel anywhere: every remaining error is a segment error
-        out["bnd_err_fp_segment"][j] = np.count_nonzero(fp_v)
-        out["bnd_err_fn_segment"][j] = np.count_nonzero(fn)
-    else:
-        out["bnd_err_fp_extent"][j], out["bnd_err_fp_segment"][j] = _extent_split(p, tp, fp_v)
-        out["bnd_err_fn_extent"][j], out["bnd_err_fn_segment"][j] = _extent_split(g, tp, fn)
-
-    # --- BF score (Csurka et al. 2013): 1-px inner contours, Euclidean tolerance ---------------
-    g_present = g.any()
-    p_present = bool(np.count_nonzero(p & v))
-    if not (g_present or p_present):
-        return
-    out["bnd_bf_images"][j] = 1
-    if not (g_present and p_present):
-        return  # class missing from gt or prediction: F1 = 0
-    bg = g & (1 - _erode(g, _SQUARE3))
-    bp = p & (1 - _erode(p, _SQUARE3))
-    bp_v = bp & v                            # pred contour pixels on ignore pixels are not scored
-    n_g = int(np.count_nonzero(bg))
-    n_p = int(np.count_nonzero(bp_v))
-    if n_g == 0 or n_p == 0:
-        f1 = 1.0 if n_g == n_p else 0.0
-    else:
-        # matches lie within the tolerance of the gt contour: work on its box padded by the radius
-        r = disk_bf[0].shape[1] // 2
-        ys = np.flatnonzero(bg.any(axis=1))
-        xs = np.flatnonzero(bg.any(axis=0))
-        sub = (slice(max(ys[0] - r, 0), ys[-1] + 1 + r), slice(max(xs[0] - r, 0), xs[-1] + 1 + r))
-        bg_s = bg[sub]
-        precision = np.count_nonzero(bp_v[sub] & _dilate_disk(bg_s, disk_bf)) / n_p
-        recall = np.count_nonzero(bg_s & _dilate_disk(bp[sub], disk_bf)) / n_g
-        f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
-    out["bnd_bf_f1_nano"][j] = int(round(f1 * BF_SCALE))
+def _any_per_component(lab, flag):
+    """bool per pixel: its component holds a pixel where `flag` is set."""
+    has = np.zeros(int(lab.max()) + 1, dtype=bool)
+    has[lab[flag]] = True
+    return has[lab]
 
 
-def _band_counts(gi, pi, valid, k, widths, out):
-    """Trimap band curve: band_w = non-ignored pixels within L∞ distance w of a pixel with another
-    ground-truth value (the ignore value counts as another value; the border is no boundary);
-    per class intersection and union of G_c and P_c inside the band (mmseg's IoU restricted to it).
-    gi, pi: compact maps (0..k-1 classes, k ignore / no class, k+1 other values)."""
-    ws = widths
-    if not ws:
-        return
-    n_lv = len(ws)
-    # level = index of the narrowest band holding the pixel; n_lv = in no band
-    level = np.full(gi.shape, n_lv, dtype=np.int32)
-    for i in range(n_lv - 1, -1, -1):
-        kern = square(ws[i])
-        level[_dilate(gi, kern) != _erode(gi, kern)] = i
-    sel = valid & (level < n_lv)
-    lv = level[sel] * (k + 2)
-    g = gi[sel].astype(np.int32)
-    p = pi[sel].astype(np.int32)
-    nb = n_lv * (k + 2)
-    inter = np.bincount((lv + g)[g == p], minlength=nb)
-    area_g = np.bincount(lv + g, minlength=nb)
-    area_p = np.bincount(lv + p, minlength=nb)
-    inter, area_g, area_p = (np.cumsum(a.reshape(n_lv, k + 2), axis=0)[:, :k]
-                             for a in (inter, area_g, area_p))
-    for i, w in enumerate(ws):
-        out[f"bnd_band{w}_intersect"][:] = inter[i]
-        out[f"bnd_band{w}_union"][:] = area_g[i] + area_p[i] - inter[i]
+def _flag_hist(labels: np.ndarray, flags: np.ndarray, k: int) -> np.ndarray:
+    """[k, 256] int64 counts of (label j < k, flag byte) pairs."""
+    if labels.dtype == np.uint8 and labels.size < (1 << 24):   # float32 bins are exact below 2^24
+        h = cv2.calcHist([labels, flags], [0, 1], None, [k, 256], [0, k, 0, 256])
+        return h.reshape(k, 256).astype(np.int64)
+    code = labels.astype(np.int64) * 256 + flags
+    code = code[labels < k]
+    return np.bincount(code.ravel(), minlength=k * 256)[:k * 256].reshape(k, 256).astype(np.int64)
+
+
+def _bits(**want) -> np.ndarray:
+    """bool over the 256 flag bytes: the bytes whose named bits have the wanted values."""
+    sel = np.ones(256, dtype=bool)
+    for name, (bit, value) in want.items():
+        sel &= ((np.arange(256) >> bit) & 1) == value
+    return sel
+
+
+def _count(cls: np.ndarray, n: int) -> np.ndarray:
+    return np.bincount(cls, minlength=n)[:n].astype(np.int64)
 
 
 def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ignore_index: int,
@@ -350,33 +377,199 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
     out = {c: np.zeros(k, dtype=np.int64) for c in count_columns(cfg)}
     if k == 0 or gt.size == 0:
         return out
-    if k + 2 >= np.iinfo(np.uint16).max:
+    if k + 3 >= np.iinfo(np.uint16).max:
         raise ValueError(f"too many classes in one image ({k})")
     shape = gt.shape
+    H, W = shape
     d = boundary_iou_width(shape, cfg)
     bw = error_boundary_width(shape, cfg)
-    disk_bw = disk_rectangles(rounded_disk(bw)) if bw > 0 else None
-    disk_bf = disk_rectangles(euclidean_disk(bf_tolerance(shape, cfg)))
+    theta = bf_tolerance(shape, cfg)
+    widths = band_widths(cfg)
+    dt = np.uint8 if k + 3 <= 254 else np.uint16
     valid = gt != ignore_index
     # compact maps: j = classes[j]; k = ignore (gt) / ignore value (pred); k+1 = any other value
     # (a class equal to the ignore value keeps no pixel: pixels of that value are set to k below)
-    gi = _compact(gt, classes, k + 1)
-    pi = _compact(pred, classes, k + 1)
+    gi = _compact(gt, classes, k + 1, dt)
+    pi = _compact(pred, classes, k + 1, dt)
     gi[~valid] = k
     pi[pred == ignore_index] = k
-    H, W = shape
-    for j, box in enumerate(_class_boxes(gi, pi, k)):
-        if box is None:
+    g_cls = gi < k                      # G_c for c = gi (valid by construction)
+    p_cls = pi < k                      # P_c for c = pi (also on ignored pixels)
+    agree = (gi == pi) & g_cls          # TP of class gi
+    u8 = np.uint8
+
+    # --- L∞ bands: inner bands of width d (Boundary/trimap IoU), the band curve, 1-px contours -----
+    sq = square(d)
+    g_in = (cv2.dilate(gi, sq) != cv2.erode(gi, sq)) & g_cls   # G_c ∩ G_d (c = gi)
+    p_in = (cv2.dilate(pi, sq) != cv2.erode(pi, sq)) & p_cls   # P_c ∩ P_d (c = pi)
+    band = {}
+    for w in sorted(set(widths) | {1}):
+        kern = square(w)
+        band[w] = cv2.dilate(gi, kern) != cv2.erode(gi, kern)
+    cg = band[1] & g_cls                                        # contour of G_c (c = gi)
+    cp = (cv2.dilate(pi, _SQUARE3) != cv2.erode(pi, _SQUARE3)) & p_cls   # contour of P_c (c = pi)
+    n_lv = len(widths)
+    if n_lv > 7:
+        raise ValueError(f"at most 7 band widths, got {widths}")
+    level = np.full(shape, n_lv, dtype=u8)      # index of the narrowest band holding the pixel
+    for w in widths:
+        level -= band[w].view(u8)
+    level[~valid] = 7
+    # per class counts of the gt map (flags: TP, G_in, P_in, contour, level) and of the prediction
+    fg = agree.view(u8) | (g_in.view(u8) << 1) | (p_in.view(u8) << 2) | (cg.view(u8) << 3) | (level << 4)
+    hg = _flag_hist(gi, fg, k)
+    fp_flags = valid.view(u8) | (p_in.view(u8) << 1) | (cp.view(u8) << 2) | (level << 3)
+    hp = _flag_hist(pi, fp_flags, k)
+
+    def sum_g(**want):
+        return hg[:, _bits(**want)].sum(axis=1)
+
+    def sum_p(**want):
+        return hp[:, _bits(**want)].sum(axis=1)
+
+    n_tp = sum_g(tp=(0, 1))
+    out["bnd_err_tp"][:] = n_tp
+    inter = sum_g(tp=(0, 1), gin=(1, 1), pin=(2, 1))
+    n_gin = sum_g(gin=(1, 1))
+    out["bnd_biou_intersect"][:] = inter
+    out["bnd_biou_union"][:] = n_gin + sum_p(v=(0, 1), pin=(1, 1)) - inter
+    out["bnd_trimap_intersect"][:] = sum_g(tp=(0, 1), gin=(1, 1))
+    g_present = hg.sum(axis=1) > 0
+    p_present = sum_p(v=(0, 1)) > 0
+    n_g = sum_g(cg=(3, 1))
+    n_p = sum_p(v=(0, 1), cp=(2, 1))
+    lv_g = (np.arange(256) >> 4) & 7
+    lv_p = (np.arange(256) >> 3) & 7
+    tp_bit = (np.arange(256) & 1) == 1
+    v_bit = (np.arange(256) & 1) == 1
+    for i, w in enumerate(widths):
+        ib = hg[:, (lv_g <= i) & tp_bit].sum(axis=1)
+        ag = hg[:, lv_g <= i].sum(axis=1)
+        ap = hp[:, (lv_p <= i) & v_bit].sum(axis=1)
+        out[f"bnd_band{w}_intersect"][:] = ib
+        out[f"bnd_band{w}_union"][:] = ag + ap - ib
+
+    # trimap IoU's outer band: valid pixels predicted c, gt another value, G_c within the window
+    f = np.flatnonzero(p_cls & ~agree)          # FP of class pi (also on ignored pixels)
+    fp_y, fp_x = np.divmod(f, W)
+    fp_f = f
+    fp_c = pi.ravel()[f]
+    fp_valid = valid.ravel()[f]
+    sel = np.flatnonzero(fp_valid)
+    near_pres = _Presence([(gi, g_cls)], (sq,), k, dt)
+    near = near_pres.query(0, fp_y[sel], fp_x[sel], fp_c[sel], fp_f[sel],
+                           lambda cc, box: (gi[box] == cc).view(u8))
+    out["bnd_trimap_union"][:] = n_gin + _count(fp_c[sel][near], k)
+
+    # --- error breakdown -------------------------------------------------------------------------
+    nb = _Neighbours(gi, pi, k)
+    f = np.flatnonzero(g_cls & ~agree)          # FN of class gi
+    fn_y, fn_x = np.divmod(f, W)
+    fn_f = f
+    fn_c = gi.ravel()[f]
+    fp_pp, fn_pp = nb.padded(fp_y, fp_x), nb.padded(fn_y, fn_x)
+    fp_bnd = np.zeros(fp_f.size, dtype=bool)
+    fn_bnd = np.zeros(fn_f.size, dtype=bool)
+    if bw > 0 and n_tp.any():
+        rects = disk_rectangles(rounded_disk(bw))
+        pres = _Presence([(gi, agree)], rects, k, dt)
+        m1max = _max_filter(np.minimum(gi, pi), rects).ravel()
+        m2min = _min_filter(np.maximum(gi, pi), rects).ravel()
+
+        def tp_mask(cc, box):
+            return ((gi[box] == cc) & (pi[box] == cc)).view(u8)
+
+        def tn_mask(cc, box):
+            return ((gi[box] != cc) & (pi[box] != cc)).view(u8)
+
+        def seeds(ys_, xs_, f_, cls_):
+            """Pixels within the disk of a TP and of a TN pixel of their class."""
+            s = np.zeros(f_.size, dtype=bool)
+            if f_.size == 0:
+                return s
+            a = np.flatnonzero(pres.query(0, ys_, xs_, cls_, f_, tp_mask))
+            c64 = cls_[a].astype(np.int64)
+            # a TN pixel (both values != c) is certain where a pixel has both values above c or
+            # both below; else look it up exactly
+            b = (m1max[f_[a]] > c64) | (m2min[f_[a]] < c64)
+            u = np.flatnonzero(~b)
+            if u.size:
+                b[u] = _exists_exact(ys_[a[u]], xs_[a[u]], cls_[a[u]], rects, tn_mask)
+            s[a[b]] = True
+            return s
+
+        s_fp = seeds(fp_y, fp_x, fp_f, fp_c)
+        s_fn = seeds(fn_y, fn_x, fn_f, fn_c)
+        if s_fp.any() or s_fn.any():
+            sfp_map = np.zeros(shape, dtype=bool)
+            sfp_map.ravel()[fp_f[s_fp]] = True
+            sfn_map = np.zeros(shape, dtype=bool)
+            sfn_map.ravel()[fn_f[s_fn]] = True
+            grow = _Presence([(pi, sfp_map), (gi, sfn_map)], rects, k, dt)
+            for side, (ys_, xs_, f_, cls_, pp_, smap, lmap, bnd) in enumerate((
+                    (fp_y, fp_x, fp_f, fp_c, fp_pp, sfp_map, pi, fp_bnd),
+                    (fn_y, fn_x, fn_f, fn_c, fn_pp, sfn_map, gi, fn_bnd))):
+                cand = grow.query(side, ys_, xs_, cls_, f_,
+                                  lambda cc, box, smap=smap, lmap=lmap: (smap[box] & (lmap[box] == cc)).view(u8))
+                ci = np.flatnonzero(cand)
+                if ci.size == 0:
+                    continue
+                lab = _components(ys_[ci], xs_[ci], cls_[ci], shape)
+                t_tp, t_tn = nb.touch(pp_[ci], cls_[ci])
+                keep = _any_per_component(lab, t_tp) & _any_per_component(lab, t_tn)
+                bnd[ci[keep]] = True
+    out["bnd_err_fp_boundary"][:] = _count(fp_c[fp_bnd & fp_valid], k)
+    out["bnd_err_fn_boundary"][:] = _count(fn_c[fn_bnd], k)
+    # extent / segment: a component of FP_c (FN_c) lies in a component of P_c (G_c) holding a TP
+    # pixel iff it touches a TP_c pixel (8-neighbourhood)
+    for name, ys_, xs_, cls_, pp_, bnd, counted in (
+            ("fp", fp_y, fp_x, fp_c, fp_pp, fp_bnd, fp_valid), ("fn", fn_y, fn_x, fn_c, fn_pp, fn_bnd, None)):
+        if ys_.size == 0:
             continue
-        # one pixel of margin: see docs/metrics_boundary.md ("crops") for why this is exact
-        y0, y1 = max(box[0] - 1, 0), min(box[1] + 1, H)
-        x0, x1 = max(box[2] - 1, 0), min(box[3] + 1, W)
-        v = valid[y0:y1, x0:x1].view(np.uint8)
-        g = (gi[y0:y1, x0:x1] == j).view(np.uint8)   # gi is k on ignore pixels: G_c excludes them
-        p = (pi[y0:y1, x0:x1] == j).view(np.uint8)
-        _class_counts(g, p, v, d, bw, disk_bw, disk_bf, out, j)
-    _band_counts(gi, pi, valid, k, band_widths(cfg), out)
+        rest = ~bnd if counted is None else (~bnd & counted)
+        lab = _components(ys_, xs_, cls_, shape)
+        t_tp, _ = nb.touch(pp_, cls_, want_tn=False)
+        ext = _any_per_component(lab, t_tp)
+        out[f"bnd_err_{name}_extent"][:] = _count(cls_[rest & ext], k)
+        out[f"bnd_err_{name}_segment"][:] = _count(cls_[rest & ~ext], k)
+
+    # --- BF score: 1-px inner contours, Euclidean tolerance -----------------------------------
+    out["bnd_bf_images"][:] = g_present | p_present
+    both = np.flatnonzero(g_present & p_present & (n_g > 0) & (n_p > 0))
+    matched_p = matched_g = np.zeros(k, dtype=np.int64)
+    if both.size:
+        disk_bf = disk_rectangles(euclidean_disk(theta))
+        bf = _Presence([(gi, cg), (pi, cp)], disk_bf, k, dt)
+        # precision: scored predicted contour pixels within theta of the gt contour of their class
+        # (a pixel on both contours of its class matches at distance 0)
+        f = np.flatnonzero(cp & valid & ~(cg & agree))
+        ys, xs = np.divmod(f, W)
+        c = pi.ravel()[f]
+        mp = bf.query(0, ys, xs, c, f, lambda cc, box: (cg[box] & (gi[box] == cc)).view(u8))
+        matched_p = _count(c[mp], k)
+        f = np.flatnonzero(cg & ~(cp & agree))
+        ys, xs = np.divmod(f, W)
+        c = gi.ravel()[f]
+        mg = bf.query(1, ys, xs, c, f, lambda cc, box: (cp[box] & (pi[box] == cc)).view(u8))
+        matched_g = _count(c[mg], k)
+        on_both = _hist_both(gi, cg & cp & agree, k)
+        matched_p = matched_p + on_both
+        matched_g = matched_g + on_both
+    f1_nano = out["bnd_bf_f1_nano"]
+    for j in np.flatnonzero(g_present & p_present).tolist():
+        ng, np_ = int(n_g[j]), int(n_p[j])
+        if ng == 0 or np_ == 0:
+            f1 = 1.0 if ng == np_ else 0.0
+        else:
+            precision = int(matched_p[j]) / np_
+            recall = int(matched_g[j]) / ng
+            f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+        f1_nano[j] = int(round(f1 * BF_SCALE))
     return out
+
+
+def _hist_both(labels, mask, k):
+    return np.bincount(labels[mask], minlength=k)[:k].astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
