@@ -4,6 +4,10 @@ A model's records live in `RUN/records/<model>/` as `<table>-<k>.parquet` for th
 `harness.evaluate.TABLES`. Chunk k is committed by its `images-<k>.parquet`, which is renamed into
 place last: a chunk without it (an interrupted write) is deleted on the next open, so a rerun
 recomputes exactly the images that were not committed and never duplicates a row.
+
+A shard of a split run (`--shard i/n`, torchrun) writes into its own part folder
+`RUN/records/<model>/shard-<i>-of-<n>/`; readers take the union of every part, so shards merge
+into one model, and an image recorded by any part counts as done for every later run.
 """
 from __future__ import annotations
 
@@ -29,11 +33,31 @@ def _write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
     os.replace(tmp, path)
 
 
+def part_name(shard: tuple[int, int] | None) -> str | None:
+    return None if shard is None else f"shard-{shard[0]}-of-{shard[1]}"
+
+
+def _parts(model_dir: Path) -> list[Path]:
+    """The model folder and its shard part folders, in a fixed order."""
+    if not model_dir.is_dir():
+        return []
+    return [model_dir] + sorted(p for p in model_dir.iterdir() if p.is_dir() and p.name.startswith("shard-"))
+
+
+def done_images(model_dir: str | Path) -> set[str]:
+    """Images with committed records in any part of a model's folder."""
+    paths = [p for part in _parts(Path(model_dir)) for p in sorted(part.glob("images-*.parquet"))]
+    if not paths:
+        return set()
+    return set(pd.concat([pd.read_parquet(p, columns=["image"]) for p in paths])["image"])
+
+
 class RecordWriter:
     """Buffers per-image tables and writes them as one committed chunk every `chunk_size` images."""
 
-    def __init__(self, model_dir: str | Path, chunk_size: int = 64):
-        self.dir = Path(model_dir)
+    def __init__(self, model_dir: str | Path, chunk_size: int = 64, part: str | None = None):
+        self.model_dir = Path(model_dir)
+        self.dir = self.model_dir / part if part else self.model_dir
         self.dir.mkdir(parents=True, exist_ok=True)
         self.chunk_size = chunk_size
         self._buffer: list[tuple[str, dict]] = []
@@ -41,7 +65,7 @@ class RecordWriter:
         self._next_chunk = max(committed, default=-1) + 1
 
     def _clean_uncommitted(self) -> set[int]:
-        files = [(p, _CHUNK.match(p.name)) for p in self.dir.iterdir()]
+        files = [(p, _CHUNK.match(p.name)) for p in self.dir.iterdir() if p.is_file()]
         committed = {int(m["k"]) for p, m in files if m and m["table"] == "images"}
         for path, match in files:
             if path.name.endswith(".tmp") or (match and int(match["k"]) not in committed):
@@ -49,10 +73,8 @@ class RecordWriter:
         return committed
 
     def done_images(self) -> set[str]:
-        paths = sorted(self.dir.glob("images-*.parquet"))
-        if not paths:
-            return set()
-        return set(pd.concat([pd.read_parquet(p, columns=["image"]) for p in paths])["image"])
+        """Images committed by any part of the model (this one and other shards)."""
+        return done_images(self.model_dir)
 
     def add(self, image: str, tables: dict[str, dict[str, np.ndarray]]) -> None:
         self._buffer.append((image, tables))
@@ -77,39 +99,90 @@ class RecordWriter:
         self._next_chunk += 1
 
 
-def read_tables(model_dir: str | Path) -> dict[str, pd.DataFrame]:
-    """All committed records of one model, table name -> DataFrame (empty frames for absent tables)."""
-    model_dir = Path(model_dir)
-    committed = {m["k"] for p in model_dir.glob("images-*.parquet") if (m := _CHUNK.match(p.name))}
+def _read_part(part: Path) -> dict[str, list[pd.DataFrame]]:
+    committed = {m["k"] for p in part.glob("images-*.parquet") if (m := _CHUNK.match(p.name))}
     out = {}
     for table in TABLES:
-        paths = sorted(p for p in model_dir.glob(f"{table}-*.parquet")
+        paths = sorted(p for p in part.glob(f"{table}-*.parquet")
                        if (m := _CHUNK.match(p.name)) and m["k"] in committed)
-        frames = [pd.read_parquet(p) for p in paths]
-        out[table] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"image": []})
+        out[table] = [pd.read_parquet(p) for p in paths]
+    return out
+
+
+def read_tables(model_dir: str | Path, images=None) -> dict[str, pd.DataFrame]:
+    """All committed records of one model (every part), table name -> DataFrame.
+
+    Rows are ordered by image name (stably: an image's rows keep their order), so the tables are
+    the same whatever the order in which chunks, resumed runs or shards wrote them. `images`
+    (optional) keeps only those images. An image recorded by two parts is taken from the first.
+    Absent tables are empty frames.
+    """
+    parts = [_read_part(p) for p in _parts(Path(model_dir))]
+    owner: dict[str, int] = {}
+    for index, part in enumerate(parts):
+        for frame in part["images"]:
+            for image in frame["image"]:
+                owner.setdefault(image, index)
+    wanted = None if images is None else set(images)
+    owned = [[im for im, i in owner.items() if i == index and (wanted is None or im in wanted)]
+             for index in range(len(parts))]
+    out = {}
+    for table in TABLES:
+        frames = []
+        for index, part in enumerate(parts):
+            for frame in part[table]:
+                frames.append(frame[frame["image"].isin(owned[index]).to_numpy(dtype=bool)])
+        frames = [f for f in frames if len(f)] or frames[:1]
+        if frames:
+            frame = pd.concat(frames, ignore_index=True)
+            frame = frame.sort_values("image", kind="stable", ignore_index=True)
+        else:
+            frame = pd.DataFrame({"image": []})
+        out[table] = frame
     return out
 
 
 class RunLock:
-    """An exclusive lock on a run folder: a second run writing into it at the same time is refused."""
+    """A lock on a run folder: a second run writing into it at the same time is refused.
 
-    def __init__(self, run_dir: str | Path):
-        self.path = Path(run_dir) / ".lock"
+    A whole run holds `.lock` exclusively. The shards of a split run hold `.lock` shared (so shards
+    run side by side but never beside a whole run) and their own `.lock-shard-<i>-of-<n>` exclusively.
+    Locks are flock(2) locks: they vanish with the process, a killed run leaves nothing to clean.
+    """
+
+    def __init__(self, run_dir: str | Path, shard: tuple[int, int] | None = None):
+        self.dir = Path(run_dir)
+        self.shard = shard
+        self._handles = []
+
+    def _take(self, name: str, mode: int, message: str) -> None:
+        handle = open(self.dir / name, "a+")
+        try:
+            fcntl.flock(handle, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            self.release()
+            raise UserError(message, self.dir) from None
+        self._handles.append(handle)
 
     def __enter__(self):
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(self.path, "w")
-        try:
-            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._handle.close()
-            raise UserError("another zeg-eval run is writing into this folder; wait for it or use another --out",
-                            self.path.parent) from None
-        self._handle.write(str(os.getpid()))
-        self._handle.flush()
+        self.dir.mkdir(parents=True, exist_ok=True)
+        busy = "another zeg-eval run is writing into this folder; wait for it or use another --out"
+        if self.shard is None:
+            self._take(".lock", fcntl.LOCK_EX, busy)
+        else:
+            self._take(".lock", fcntl.LOCK_SH, busy + " (a whole run, not a shard, holds it)")
+            i, n = self.shard
+            self._take(f".lock-shard-{i}-of-{n}", fcntl.LOCK_EX,
+                       f"shard {i}/{n} is already running into this folder")
         return self
 
+    def release(self) -> None:
+        for handle in reversed(self._handles):
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+        self._handles.clear()
+
     def __exit__(self, *exc):
-        fcntl.flock(self._handle, fcntl.LOCK_UN)
-        self._handle.close()
+        self.release()
         return False

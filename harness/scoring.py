@@ -1,82 +1,192 @@
-"""Scoring saved predictions: a folder of label maps in, a model's records out.
+"""Scoring: predictions in, a model's per-image records out (no torch, no mmseg here).
 
-Images are evaluated in worker processes (metrics are CPU-bound numpy); records are committed in
-chunks, so an interrupted run resumes where it stopped (see harness.records).
+Metrics are CPU-bound numpy and run in worker processes. Predictions come from one of two places:
+
+* a predictor that works from the ground truth or from files (baselines, prediction folders)
+  runs inside the workers: each worker loads an image's labels, predicts and evaluates it;
+* a model running in this process (`stream`: an iterator of (stem, label map)) hands each label map
+  to the workers and goes on with the next batch while they evaluate it. At most `max_inflight`
+  images wait for their metrics, so memory stays flat whatever the number of images.
+
+Records are committed in chunks in image order (harness.records), so an interrupted run resumes
+where it stopped; on Ctrl-C whatever finished is committed before the interrupt goes on.
 """
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
+import numpy as np
 from tqdm import tqdm
 
 from harness.dataset import DatasetSpec
 from harness.errors import UserError
 from harness.evaluate import ImageInputs, check_prediction, evaluate_image
-from harness.imageio import read_label_png
+from harness.imageio import write_label_png
 from harness.protocol import Protocol
 from harness.records import RecordWriter
 
 _WORKER_STATE: dict = {}
 
 
-def _init_worker(dataset, protocol, pred_dir):
-    _WORKER_STATE.update(dataset=dataset, protocol=protocol, pred_dir=pred_dir)
+@dataclass
+class ScoreContext:
+    """What a worker needs, sent to it once."""
+    dataset: DatasetSpec
+    protocol: Protocol
+    predictor: object | None = None   # .predict(stem, gt, instances) -> label map, or None for a stream
+    save_dir: Path | None = None      # write every prediction here as <stem>.png
+    label: str = ""
 
 
-def score_stem(stem: str, dataset: DatasetSpec, protocol: Protocol, pred_dir: Path):
-    """Load one image's ground truth and prediction and evaluate it."""
-    gt = dataset.load_label(stem)
-    pred_path = pred_dir / f"{stem}.png"
-    if not pred_path.is_file():
-        raise UserError(f"missing prediction for '{stem}'", pred_path)
-    pred = check_prediction(read_label_png(pred_path), gt, dataset, pred_path)
-    inputs = ImageInputs(gt=gt, pred=pred, instances=dataset.load_instances(stem), amodal=dataset.load_amodal(stem))
-    return stem, evaluate_image(inputs, dataset, protocol)
-
-
-def _score_in_worker(stem):
-    s = _WORKER_STATE
-    try:
-        return score_stem(stem, s["dataset"], s["protocol"], s["pred_dir"])
-    except UserError as exc:
-        return stem, exc  # returned, not raised: the main process reports it as one line
+@dataclass
+class ScoreResult:
+    computed: int = 0          # images evaluated now (the others were recorded before)
+    seconds: float = 0.0       # wall time of the loop
+    predict_seconds: float = 0.0  # time spent waiting for the stream (the model and its data loading)
+    metric_wait_seconds: float = 0.0  # time the loop waited for metric workers (the metrics' overhead)
 
 
 def default_workers() -> int:
     return max(1, min(len(os.sched_getaffinity(0)), 8))
 
 
-def score_predictions(dataset: DatasetSpec, protocol: Protocol, pred_dir: Path, model_dir: Path, stems: list[str],
-                      workers: int | None = None, label: str = "", chunk_size: int = 64) -> int:
-    """Evaluate every stem not yet recorded in `model_dir`; returns how many were computed now."""
-    pred_dir = Path(pred_dir)
-    if not pred_dir.is_dir():
-        raise UserError("prediction folder does not exist", pred_dir)
-    writer = RecordWriter(model_dir, chunk_size=chunk_size)
+def _init_worker(context: ScoreContext):
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and stops the pool
+    # No cv2.setNumThreads here: in a forked child of a process whose OpenCV thread pool already
+    # ran, it waits forever for threads that fork did not copy.
+    _WORKER_STATE["context"] = context
+
+
+def _save_prediction(save_dir: Path, stem: str, pred: np.ndarray) -> None:
+    path = save_dir / f"{stem}.png"
+    tmp = path.with_name(f".{path.name}.tmp")
+    write_label_png(tmp, pred)
+    os.replace(tmp, path)
+
+
+def score_stem(stem: str, context: ScoreContext, pred: np.ndarray | None = None):
+    """Evaluate one image: load its ground truth, predict it unless `pred` is given, evaluate."""
+    dataset = context.dataset
+    gt = dataset.load_label(stem)
+    instances = dataset.load_instances(stem)
+    if pred is None:
+        pred = context.predictor.predict(stem, gt, instances)
+        where = context.predictor.where(stem) if hasattr(context.predictor, "where") else None
+    else:
+        where = None
+    where = where or f"model '{context.label}', image '{stem}'"
+    pred = check_prediction(pred, gt, dataset, where)
+    if context.save_dir is not None:
+        _save_prediction(context.save_dir, stem, pred)
+    inputs = ImageInputs(gt=gt, pred=pred, instances=instances, amodal=dataset.load_amodal(stem))
+    return stem, evaluate_image(inputs, dataset, context.protocol)
+
+
+def _score_in_worker(stem, pred=None):
+    try:
+        return score_stem(stem, _WORKER_STATE["context"], pred)
+    except UserError as exc:
+        return stem, exc  # returned, not raised: the main process reports it as one line
+
+
+class _Timed:
+    """Wraps an iterator and sums the time spent inside next()."""
+
+    def __init__(self, items: Iterable):
+        self.items = iter(items)
+        self.seconds = 0.0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        start = time.perf_counter()
+        try:
+            return next(self.items)
+        finally:
+            self.seconds += time.perf_counter() - start
+
+
+def score_model(dataset: DatasetSpec, protocol: Protocol, model_dir: Path, stems: list[str], *,
+                predictor=None, stream: Callable[[list[str]], Iterator] | None = None,
+                workers: int | None = None, label: str = "", chunk_size: int = 64, part: str | None = None,
+                save_dir: Path | None = None, max_inflight: int | None = None) -> ScoreResult:
+    """Evaluate every stem not yet recorded for the model; give exactly one of predictor or stream.
+
+    `stream(pending)` is called only when some images are pending (so a finished model is never
+    loaded) and yields (stem, label map) in the order of `pending`.
+    """
+    assert (predictor is None) != (stream is None)
+    writer = RecordWriter(model_dir, chunk_size=chunk_size, part=part)
     done = writer.done_images()
     pending = [s for s in stems if s not in done]
+    result = ScoreResult(computed=len(pending))
+    if not pending:
+        return result
+    if save_dir is not None:
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
     workers = default_workers() if workers is None else workers
-    bar = tqdm(total=len(stems), initial=len(stems) - len(pending), desc=label or pred_dir.name,
-               unit="img", dynamic_ncols=True, disable=None)
+    context = ScoreContext(dataset=dataset, protocol=protocol, predictor=predictor, save_dir=save_dir, label=label)
+    bar = tqdm(total=len(stems), initial=len(stems) - len(pending), desc=label, unit="img",
+               dynamic_ncols=True, disable=None, smoothing=0.1)
+    start = time.perf_counter()
+    timed = _Timed(stream(pending)) if stream is not None else None
+    items = timed if timed is not None else ((stem, None) for stem in pending)
     try:
-        if workers <= 1 or len(pending) < 4:
-            results = (score_stem(stem, dataset, protocol, pred_dir) for stem in pending)
-            _consume(results, writer, bar)
+        if workers <= 0 or (predictor is not None and (workers == 1 or len(pending) < 4)):
+            for stem, pred in items:
+                _commit(score_stem(stem, context, pred), writer, bar)
         else:
+            max_inflight = max_inflight or 4 * workers
             ctx = mp.get_context("fork")
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(dataset, protocol, pred_dir)) as pool:
-                _consume(pool.imap(_score_in_worker, pending, chunksize=4), writer, bar)
+            with ctx.Pool(workers, initializer=_init_worker, initargs=(context,)) as pool:
+                result.metric_wait_seconds = _pipeline(pool, items, writer, bar, max_inflight)
     finally:
         writer.flush()  # whatever finished is committed, also on Ctrl-C or an error
         bar.close()
-    return len(pending)
+        result.seconds = time.perf_counter() - start
+        result.predict_seconds = timed.seconds if timed is not None else 0.0
+    return result
 
 
-def _consume(results, writer: RecordWriter, bar) -> None:
-    for stem, tables in results:
-        if isinstance(tables, Exception):
-            raise tables
-        writer.add(stem, tables)
-        bar.update(1)
+def _pipeline(pool, items, writer: RecordWriter, bar, max_inflight: int) -> float:
+    """Submit items to the pool, keep at most `max_inflight` waiting, commit results in order."""
+    inflight: deque = deque()
+    waited = 0.0
+    for stem, pred in items:
+        inflight.append(pool.apply_async(_score_in_worker, (stem, pred)))
+        while inflight and (len(inflight) >= max_inflight or inflight[0].ready()):
+            start = time.perf_counter()
+            out = inflight.popleft().get()
+            waited += time.perf_counter() - start
+            _commit(out, writer, bar)
+    while inflight:
+        start = time.perf_counter()
+        out = inflight.popleft().get()
+        waited += time.perf_counter() - start
+        _commit(out, writer, bar)
+    return waited
+
+
+def _commit(out, writer: RecordWriter, bar) -> None:
+    stem, tables = out
+    if isinstance(tables, Exception):
+        raise tables
+    writer.add(stem, tables)
+    bar.update(1)
+
+
+def score_predictions(dataset: DatasetSpec, protocol: Protocol, pred_dir: Path, model_dir: Path, stems: list[str],
+                      workers: int | None = None, label: str = "", chunk_size: int = 64) -> int:
+    """A prediction folder's records (kept for callers of the first version); returns images computed."""
+    from harness.models.folder import FolderPredictor
+
+    return score_model(dataset, protocol, model_dir, stems, predictor=FolderPredictor(pred_dir),
+                       workers=workers, label=label or Path(pred_dir).name, chunk_size=chunk_size).computed

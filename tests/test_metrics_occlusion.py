@@ -163,8 +163,7 @@ def test_perfect_prediction_is_100():
 
 
 def test_real_coco_proxy_matches_independent_count():
-    if not REAL.is_dir():
-        pytest.skip(f"real data not found at {REAL}")
+    assert REAL.is_dir(), f"real data not found at {REAL}"
     frames = []
     for path in sorted((REAL / "semantic133").glob("*.png")):
         gt = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)

@@ -1,0 +1,305 @@
+"""An mmseg 1.x model (config + checkpoint) as a predictor: images in, label maps out.
+
+The only module of the runner that imports torch and mmseg. The model is built from its config
+(with the config's test pipeline and its `test_cfg`: whole or slide inference), its checkpoint is
+checked key by key (missing / unexpected / shape mismatch, one short line) and loaded strictly,
+then batches of images flow through a DataLoader whose workers decode and transform the images
+while the model runs. Label maps come back at the image's size (mmseg resizes the logits to
+`ori_shape`), on the CPU, as uint8/uint16 arrays.
+
+Images are decoded here (BGR, as mmcv's LoadImageFromFile does), so an image that cannot be
+decoded is reported as one line naming the file; the config's LoadImageFromFile and
+LoadAnnotations steps are dropped (the ground truth never enters the model's side).
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from harness.dataset import DatasetSpec
+from harness.errors import UserError
+from harness.models.spec import MmsegSpec
+
+_DROPPED_STEPS = {"LoadImageFromFile", "LoadAnnotations", "LoadImageFromNDArray", "LoadBiomedicalAnnotation",
+                  "LoadDepthAnnotation"}
+_TTA_STEPS = {"TestTimeAug", "MultiScaleFlipAug"}
+_SHOW = 3
+
+
+@dataclass
+class InferenceOptions:
+    device: str = "auto"            # auto | cpu | cuda | cuda:N
+    precision: str | None = None    # overrides the spec's: fp32 | fp16 | bf16
+    batch_size: int | None = None   # overrides the spec's
+    loader_workers: int | None = None  # DataLoader workers (default: min(4, CPUs // 2), at least 1)
+
+
+def pick_device(requested: str = "auto") -> str:
+    if requested in (None, "", "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {requested}: CUDA is not available on this machine")
+    if requested != "cpu" and not requested.startswith("cuda"):
+        raise UserError(f"--device must be auto, cpu, cuda or cuda:N (got '{requested}')")
+    return requested
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
+
+
+def dataset_values(dataset: DatasetSpec) -> dict:
+    """What `${dataset.<key>}` stands for in a model's cfg_options (open-vocabulary models)."""
+    unseen = dataset.unseen_mask
+    return {"classes": list(dataset.classes), "num_classes": dataset.num_classes,
+            "seen_ids": [int(i) for i in np.flatnonzero(~unseen)], "unseen_ids": [int(i) for i in np.flatnonzero(unseen)],
+            "ignore_index": dataset.ignore_index}
+
+
+def resolve_cfg_options(options: dict, dataset: DatasetSpec | None) -> dict:
+    """cfg_options with every value "${dataset.<key>}" replaced by the dataset's value."""
+    values = dataset_values(dataset) if dataset is not None else {}
+    out = {}
+    for key, value in options.items():
+        if isinstance(value, str) and value.startswith("${dataset.") and value.endswith("}"):
+            name = value[len("${dataset."):-1]
+            if name not in values:
+                raise UserError(f"cfg_options {key}: unknown placeholder '{value}' "
+                                f"(known: {', '.join('${dataset.' + k + '}' for k in values)})")
+            value = values[name]
+        out[key] = value
+    return out
+
+
+def load_config(spec: MmsegSpec, dataset: DatasetSpec | None = None):
+    from mmengine.config import Config
+
+    if not spec.config.is_file():
+        raise UserError(f"model '{spec.name}': config file does not exist", spec.config)
+    try:
+        cfg = Config.fromfile(str(spec.config))
+        if spec.cfg_options:
+            cfg.merge_from_dict(resolve_cfg_options(spec.cfg_options, dataset))
+    except UserError:
+        raise
+    except Exception as exc:  # syntax errors, missing _base_ files, failed custom_imports ...
+        raise UserError(f"model '{spec.name}': cannot load the config ({_one_line(exc)})", spec.config) from None
+    if "model" not in cfg:
+        raise UserError(f"model '{spec.name}': the config has no 'model'", spec.config)
+    return cfg
+
+
+def build_model(spec: MmsegSpec, cfg, device: str):
+    from mmengine.logging import MMLogger
+    from mmseg.registry import MODELS
+    from mmseg.utils import register_all_modules
+
+    register_all_modules(init_default_scope=True)
+    MMLogger.get_current_instance().setLevel(logging.WARNING)
+    cfg.model.pop("pretrained", None)
+    cfg.model.train_cfg = None
+    try:
+        with warnings.catch_warnings():  # mmseg's deprecation notes about losses the test never uses
+            warnings.simplefilter("ignore", UserWarning)
+            model = MODELS.build(cfg.model)
+    except Exception as exc:
+        raise UserError(f"model '{spec.name}': cannot build the model ({_one_line(exc)})", spec.config) from None
+    model.cfg = cfg
+    return model
+
+
+def _names(items) -> str:
+    shown = ", ".join(items[:_SHOW])
+    return shown + (f", ... +{len(items) - _SHOW} more" if len(items) > _SHOW else "")
+
+
+def key_report(model_state: dict, state_dict: dict) -> str | None:
+    """One line listing missing, unexpected and shape-mismatched keys; None when they fit exactly."""
+    missing = sorted(set(model_state) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(model_state))
+    mismatched = sorted(k for k in set(model_state) & set(state_dict)
+                        if tuple(model_state[k].shape) != tuple(state_dict[k].shape))
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing ({_names(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected ({_names(unexpected)})")
+    if mismatched:
+        shown = [f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(model_state[k].shape)}" for k in mismatched]
+        parts.append(f"{len(mismatched)} shape mismatch ({_names(shown)})")
+    return "; ".join(parts) or None
+
+
+def read_state_dict(path: Path, weights_only: bool, name: str) -> dict:
+    import pickle
+
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=weights_only)
+    except pickle.UnpicklingError as exc:
+        if weights_only and "Unsupported global" in str(exc):  # else garbage: "Unsupported operand"
+            raise UserError(f"model '{name}': the checkpoint holds Python objects that torch.load(weights_only=True) "
+                            "refuses; if you trust the file, set 'weights_only: false' for this model", path) from None
+        raise UserError(f"model '{name}': cannot read the checkpoint ({_one_line(exc)})", path) from None
+    except Exception as exc:
+        raise UserError(f"model '{name}': cannot read the checkpoint ({_one_line(exc)})", path) from None
+    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
+        obj = obj["state_dict"]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise UserError(f"model '{name}': the checkpoint holds no state dict of tensors", path)
+    if obj and all(k.startswith("module.") for k in obj):
+        obj = {k[len("module."):]: v for k, v in obj.items()}
+    return obj
+
+
+def load_weights(spec: MmsegSpec, model) -> None:
+    """Strict loading: any missing, unexpected or misshapen key is an error (one line)."""
+    if spec.loader == "zegclip":
+        try:
+            from harness.zegclip.checkpoint import load_zegclip_checkpoint
+        except ImportError as exc:
+            raise UserError(f"model '{spec.name}': loader 'zegclip' is not available ({_one_line(exc)})") from None
+        load_zegclip_checkpoint(model, spec.checkpoint, strict=True, trusted=not spec.weights_only)
+        return
+    from mmengine.runner.checkpoint import load_state_dict
+
+    state_dict = read_state_dict(spec.checkpoint, spec.weights_only, spec.name)
+    report = key_report(model.state_dict(), state_dict)
+    if report:
+        raise UserError(f"model '{spec.name}': the checkpoint does not fit the model: {report}", spec.checkpoint)
+    load_state_dict(model, state_dict, strict=True)
+
+
+def _test_pipeline(cfg, spec: MmsegSpec) -> list:
+    pipeline = cfg.get("test_pipeline")
+    if pipeline is None and cfg.get("test_dataloader") is not None:
+        pipeline = cfg.test_dataloader.get("dataset", {}).get("pipeline")
+    if pipeline is None:
+        pipeline = [dict(type="PackSegInputs")]
+    steps = []
+    for step in pipeline:
+        kind = step.get("type") if isinstance(step, dict) else None
+        if kind in _TTA_STEPS:
+            raise UserError(f"model '{spec.name}': test-time augmentation ({kind}) is not supported; "
+                            "give a plain test_pipeline", spec.config)
+        if kind not in _DROPPED_STEPS:
+            steps.append(step)
+    return steps
+
+
+class ImageDataset(torch.utils.data.Dataset):
+    """The images of the pending stems through the config's test pipeline (in DataLoader workers)."""
+
+    def __init__(self, dataset: DatasetSpec, stems: list[str], pipeline: list, to_float32: bool = False):
+        self.dataset = dataset
+        self.stems = stems
+        self.pipeline_cfg = pipeline
+        self.to_float32 = to_float32
+        self._pipeline = None
+
+    def __len__(self):
+        return len(self.stems)
+
+    def __getitem__(self, index):
+        import cv2
+        from mmengine.dataset import Compose
+
+        if self._pipeline is None:
+            self._pipeline = Compose(self.pipeline_cfg)
+        stem = self.stems[index]
+        try:
+            path = self.dataset.image_path(stem)
+        except UserError as exc:
+            return {"stem": stem, "error": str(exc)}
+        data = np.fromfile(path, dtype=np.uint8)
+        img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+        if img is None:
+            return {"stem": stem, "error": f"{path}: cannot decode image (corrupt or unsupported format)"}
+        if self.to_float32:
+            img = img.astype(np.float32)
+        results = {"img": img, "img_path": str(path), "img_shape": img.shape[:2], "ori_shape": img.shape[:2],
+                   "reduce_zero_label": self.dataset.reduce_zero_label, "seg_fields": []}
+        packed = self._pipeline(results)
+        packed["stem"] = stem
+        return packed
+
+
+def _collate(batch):
+    return batch  # a list of dicts; errors are checked before mmengine's pseudo_collate
+
+
+def _autocast(device: str, precision: str, name: str):
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    if not device.startswith("cuda"):
+        print(f"zeg-eval: model '{name}': {precision} autocast is for GPUs; running fp32 on {device}",
+              file=sys.stderr, flush=True)
+        return contextlib.nullcontext()
+    return torch.autocast("cuda", dtype=torch.float16 if precision == "fp16" else torch.bfloat16)
+
+
+def prepare(spec: MmsegSpec, dataset: DatasetSpec, device: str):
+    """Config -> model on `device`, weights loaded and checked, in eval mode; the test pipeline."""
+    cfg = load_config(spec, dataset)
+    model = build_model(spec, cfg, device)
+    names = getattr(model, "class_names", None)  # open-vocabulary models (ZegCLIP) name their classes
+    num_classes = len(names) if isinstance(names, (list, tuple)) else \
+        getattr(getattr(model, "decode_head", None), "num_classes", None)
+    if isinstance(num_classes, int) and num_classes != dataset.num_classes:
+        raise UserError(f"model '{spec.name}' predicts {num_classes} classes but the dataset has "
+                        f"{dataset.num_classes}; pick the matching dataset or set cfg_options "
+                        f"{{model.decode_head.num_classes: {dataset.num_classes}}}", spec.config)
+    load_weights(spec, model)
+    model.to(device).eval()
+    pipeline = _test_pipeline(cfg, spec)
+    load_step = next((s for s in cfg.get("test_pipeline") or [] if s.get("type") == "LoadImageFromFile"), {})
+    return model, pipeline, bool(load_step.get("to_float32", False))
+
+
+def predict_stream(spec: MmsegSpec, dataset: DatasetSpec, stems: list[str], options: InferenceOptions):
+    """Yield (stem, label map) for `stems` in order. The model is built on the first next()."""
+    device = pick_device(options.device)
+    cpus = len(os.sched_getaffinity(0))
+    threads = torch.get_num_threads()
+    if device == "cpu" and "OMP_NUM_THREADS" not in os.environ:
+        # Half the cores for the model, half for image decoding and metrics: with every core given to
+        # torch, its threads spin-wait for each other whenever a metric worker takes a core.
+        torch.set_num_threads(max(1, cpus // 2))
+    try:
+        yield from _predict(spec, dataset, stems, options, device, cpus)
+    finally:
+        torch.set_num_threads(threads)  # the caller's process is left as it was
+
+
+def _predict(spec, dataset, stems, options, device, cpus):
+    from mmengine.dataset import pseudo_collate
+
+    model, pipeline, to_float32 = prepare(spec, dataset, device)
+    precision = options.precision or spec.precision
+    batch_size = options.batch_size or spec.batch_size
+    workers = options.loader_workers
+    if workers is None:
+        workers = max(1, min(4, cpus // 2))
+    loader = torch.utils.data.DataLoader(
+        ImageDataset(dataset, stems, pipeline, to_float32), batch_size=batch_size, shuffle=False,
+        num_workers=workers, collate_fn=_collate, pin_memory=device.startswith("cuda"),
+        persistent_workers=False, prefetch_factor=2 if workers > 0 else None)
+    with torch.inference_mode(), _autocast(device, precision, spec.name):
+        for batch in loader:
+            for item in batch:
+                if "error" in item:
+                    raise UserError(item["error"])
+            samples = model.test_step(pseudo_collate(batch))
+            for item, sample in zip(batch, samples):
+                pred = sample.pred_sem_seg.data
+                pred = pred[0] if pred.ndim == 3 else pred
+                pred = pred.to("cpu", non_blocking=False).numpy()
+                yield item["stem"], pred.astype(np.uint8 if pred.max(initial=0) < 256 else np.uint16)

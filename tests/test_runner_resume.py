@@ -1,0 +1,62 @@
+"""Ctrl-C stops a run cleanly; the next run continues to the summary of an uninterrupted run."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from harness.records import read_tables
+from harness.sample import SampleConfig, make_sample
+
+from runner_helpers import CONFIGS, manifest, summary, zeg_eval
+from test_runner_mmseg import save_checkpoint
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    root = tmp_path_factory.mktemp("resume")
+    data = make_sample(root / "sample", SampleConfig(n_images=24, height=120, width=160))
+    ckpt = save_checkpoint(CONFIGS / "tiny_fcn.py", root / "tiny.pth")
+    protocol = root / "p.yaml"
+    protocol.write_text(yaml.safe_dump({"name": "resume", "families": {"standard": {}, "size": {}}, "models": [
+        {"name": "drop_small", "baseline": "drop_small"},
+        {"name": "tiny", "config": str(CONFIGS / "tiny_fcn.py"), "checkpoint": str(ckpt)}]}))
+    return root, data, protocol
+
+
+def test_sigint_then_rerun_gives_the_uninterrupted_summary(setup, tmp_path):
+    root, data, protocol = setup
+    args = ["run", protocol, "--data", data, "--chunk-size", "2", "--workers", "2", "--loader-workers", "1"]
+    run = tmp_path / "interrupted"
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *map(str, args), "--out", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    first_chunk = run / "records" / "tiny" / "images-00001.parquet"
+    deadline = time.time() + 120
+    while not first_chunk.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGINT)  # as Ctrl-C in a terminal: the whole process group
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "interrupted" in err.splitlines()[-1]
+    m = manifest(run)
+    assert m["status"] == "interrupted" and m["models"]["tiny"]["status"] == "interrupted"
+    done = len(read_tables(run / "records" / "tiny")["images"])
+    assert 4 <= done < 24
+    assert not list((run / "records" / "tiny").glob("*.tmp"))
+    # Rerun: continues (the baseline and the committed images are not recomputed).
+    rc, out, err = zeg_eval(*args, "--out", run)
+    assert rc == 0, err
+    m = manifest(run)
+    assert m["models"]["drop_small"]["images_computed_last_run"] == 0
+    assert m["models"]["tiny"]["images_computed_last_run"] == 24 - done
+    images = read_tables(run / "records" / "tiny")["images"]["image"]
+    assert len(images) == 24 and images.is_unique
+    # The same summary as a run that was never interrupted.
+    rc, _, err = zeg_eval(*args, "--out", tmp_path / "clean", "--chunk-size", "64")
+    assert rc == 0, err
+    assert summary(run) == summary(tmp_path / "clean")
+    assert (run / "per_class.csv").read_text() == (tmp_path / "clean" / "per_class.csv").read_text()
