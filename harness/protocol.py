@@ -13,7 +13,7 @@ Unknown keys anywhere are errors naming the file and line.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from harness.errors import UserError
