@@ -6,19 +6,19 @@ crop count and OpenCV's connected components on the real COCO sample).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import REALDATA
 from harness.metrics.objects import extract_objects
 from harness.metrics.occlusion import OcclusionConfig, occlusion_rows, occlusion_summary
 from harness.metrics.size import object_rows
 
 IGN = 255
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "coco_panoptic_val2017_2"
+REAL = REALDATA / "coco_panoptic_val2017_2"  # ../shared/realdata, read in place
 
 
 def _proxy_case():

@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import REALDATA
 from harness.metrics.objects import ObjectMap, extract_objects
 from harness.metrics.size import SizeConfig, fp_blob_rows, object_rows, percentile_buckets, size_summary
 
 IGN = 255
-REAL = Path(__file__).resolve().parents[1].parent / "shared" / "realdata" / "coco_panoptic_val2017_2"
-if not REAL.is_dir():
-    REAL = Path("/work/shared/realdata/coco_panoptic_val2017_2")
+REAL = REALDATA / "coco_panoptic_val2017_2"  # ../shared/realdata, read in place
 
 
 def object_sets(obj: ObjectMap) -> set:
