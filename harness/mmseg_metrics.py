@@ -12,14 +12,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from mmengine.evaluator import BaseMetric
 from mmseg.registry import METRICS
 
 from harness.aggregate import summarize
 from harness.dataset import DatasetSpec
-from harness.evaluate import TABLES, ImageInputs, evaluate_image
+from harness.evaluate import ImageInputs, evaluate_image
 from harness.protocol import FAMILY_CONFIGS, Protocol
+from harness.records import tables_to_frames
 
 
 @METRICS.register_module()
@@ -53,12 +53,7 @@ class ZegEvalMetric(BaseMetric):
             self.results.append((sample.get("img_path", str(len(self.results))), tables))
 
     def compute_metrics(self, results: list) -> dict:
-        frames = {t: [] for t in TABLES}
-        for index, (image, tables) in enumerate(results):
-            for table, columns in tables.items():
-                n = len(next(iter(columns.values()))) if columns else 0
-                if n:
-                    frames[table].append(pd.DataFrame({"image": [f"{index}:{image}"] * n, **columns}))
-        merged = {t: pd.concat(f, ignore_index=True) if f else pd.DataFrame({"image": []}) for t, f in frames.items()}
+        # index-prefixed names keep images apart when several share a file name
+        merged = tables_to_frames((f"{i}:{image}", tables) for i, (image, tables) in enumerate(results))
         summary = summarize(merged, self._dataset(), self.protocol)
         return {k: float(v) for k, v in summary.scalars.items()}

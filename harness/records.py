@@ -85,18 +85,24 @@ class RecordWriter:
         if not self._buffer:
             return
         k = self._next_chunk
+        frames = tables_to_frames(self._buffer)
         for table in TABLES:  # "images" is last: it commits the chunk
-            frames = []
-            for image, tables in self._buffer:
-                columns = tables.get(table) or {}
-                n = len(next(iter(columns.values()))) if columns else 0
-                if n:
-                    frames.append(pd.DataFrame({"image": [image] * n, **columns}))
-            if table == "images" or frames:
-                frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"image": []})
-                _write_parquet_atomic(frame, self.dir / f"{table}-{k:05d}.parquet")
+            if table == "images" or len(frames[table]):
+                _write_parquet_atomic(frames[table], self.dir / f"{table}-{k:05d}.parquet")
         self._buffer.clear()
         self._next_chunk += 1
+
+
+def tables_to_frames(items) -> dict[str, pd.DataFrame]:
+    """Per-image tables [(image, {table: {column: array}})] -> one DataFrame per table, with `image`."""
+    frames = {table: [] for table in TABLES}
+    for image, tables in items:
+        for table in TABLES:
+            columns = tables.get(table) or {}
+            n = len(next(iter(columns.values()))) if columns else 0
+            if n:
+                frames[table].append(pd.DataFrame({"image": [image] * n, **columns}))
+    return {t: pd.concat(f, ignore_index=True) if f else pd.DataFrame({"image": []}) for t, f in frames.items()}
 
 
 def _read_part(part: Path) -> dict[str, list[pd.DataFrame]]:
