@@ -57,7 +57,12 @@ def summarize(tables: dict[str, pd.DataFrame], dataset: DatasetSpec, protocol: P
     if "size" in families:
         from harness.metrics import size
 
-        values, table = size.size_summary(objects, tables["fp_blobs"], n_images, families["size"])
+        pixel = tables["pixel"]
+        # Cityscapes' iIoU counts every false-positive pixel of a class, also in images where the
+        # class has no object: per-class FP = prediction area - intersection, from the pixel records.
+        pixel_fp = (pd.DataFrame({"class": pixel["class"], "fp": pixel["pred_area"] - pixel["intersect"]})
+                    if {"pred_area", "intersect"} <= set(pixel.columns) else None)
+        values, table = size.size_summary(objects, tables["fp_blobs"], n_images, families["size"], pixel_fp=pixel_fp)
         scalars.update(values)
         buckets.append(table.assign(family="size"))
     if "occlusion" in families:
