@@ -1,0 +1,22 @@
+"""Scoring prediction folders starts fast: it never imports torch, mmcv, mmseg or matplotlib."""
+import subprocess
+import sys
+
+import numpy as np
+
+from conftest import write_dataset, write_predictions
+
+
+def test_scoring_predictions_imports_no_heavy_stack(tmp_path):
+    label = np.zeros((8, 8), np.uint8)
+    label[2:5, 2:5] = 1
+    data = write_dataset(tmp_path / "data", {"a": label}, ["bg", "thing"])
+    pred = write_predictions(tmp_path / "pred", {"a": label})
+    code = ("import sys; from harness.cli import main; "
+            f"rc = main(['run', 'protocols/all.yaml', '--data', {str(data)!r}, '--predictions', {str(pred)!r}, "
+            f"'--out', {str(tmp_path / 'run')!r}]); "
+            "print(sorted(m for m in ('torch', 'mmcv', 'mmseg', 'mmengine', 'matplotlib') if m in sys.modules)); "
+            "sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
