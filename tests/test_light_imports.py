@@ -1,10 +1,13 @@
 """Scoring prediction folders starts fast: it never imports torch, mmcv, mmseg or matplotlib."""
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 
 from conftest import write_dataset, write_predictions
+
+PROTOCOL = Path(__file__).resolve().parents[1] / "protocols" / "all.yaml"
 
 
 def test_scoring_predictions_imports_no_heavy_stack(tmp_path):
@@ -13,7 +16,7 @@ def test_scoring_predictions_imports_no_heavy_stack(tmp_path):
     data = write_dataset(tmp_path / "data", {"a": label}, ["bg", "thing"])
     pred = write_predictions(tmp_path / "pred", {"a": label})
     code = ("import sys; from harness.cli import main; "
-            f"rc = main(['run', 'protocols/all.yaml', '--data', {str(data)!r}, '--predictions', {str(pred)!r}, "
+            f"rc = main(['run', {str(PROTOCOL)!r}, '--data', {str(data)!r}, '--predictions', {str(pred)!r}, "
             f"'--out', {str(tmp_path / 'run')!r}]); "
             "print(sorted(m for m in ('torch', 'mmcv', 'mmseg', 'mmengine', 'matplotlib') if m in sys.modules)); "
             "sys.exit(rc)")
