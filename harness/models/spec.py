@@ -17,7 +17,7 @@ Each entry is a mapping with a `name` and exactly one of `baseline`, `config` or
         rate: 1.0                    # share of unseen objects relabelled
         target: null                 # a seen class name; null = a seeded random seen class per unseen class
       - name: zegclip_coco           # an mmseg 1.x model
-        config: configs/zegclip/zegclip_vitb_coco_inductive.py
+        config: configs/zegclip/zegclip_vitb16_512x512_coco-stuff171_inductive.py
         checkpoint: ${ZEGCLIP_COCO_CKPT:-checkpoints/zegclip_coco_inductive.pth}
         loader: zegclip              # mmseg (default: strict key check) | zegclip (the port's loader)
         precision: fp16              # fp32 (default) | fp16 | bf16, autocast on GPU only
