@@ -892,3 +892,33 @@ def test_same_counts_as_previous_implementation_edge_cases():
     _assert_same_as_legacy(gt, pred, _classes_of(gt, pred), cfg_for((20, 24), bw=0))   # no boundary errors
     _assert_same_as_legacy(gt[:1], pred[:1], _classes_of(gt[:1], pred[:1]), cfg)        # one row
     _assert_same_as_legacy(gt[:, :1], pred[:, :1], _classes_of(gt[:, :1], pred[:, :1]), cfg)
+
+
+@pytest.mark.parametrize("rects_of", ["square", "rounded", "euclid"])
+def test_exists_exact_window_gather_matches_dilation(rects_of):
+    # the exact look-up gathers windows of maps padded by the largest reach; it must equal the
+    # dilation of the class mask (outside the image never in the mask), also at the image border
+    rng = np.random.default_rng(7)
+    H, W, k = 23, 31, 5
+    gi = rng.integers(0, k + 2, size=(H, W)).astype(np.uint8)
+    pi = rng.integers(0, k + 2, size=(H, W)).astype(np.uint8)
+    rects = {"square": (B.square(4),), "rounded": B.disk_rectangles(B.rounded_disk(3)),
+             "euclid": B.disk_rectangles(B.euclidean_disk(2.9))}[rects_of]
+    pad = B._Pad((H, W), 6)
+    inside = np.ones((H, W), dtype=np.uint8)
+    ys, xs = np.divmod(np.arange(H * W), W)
+    cls = rng.integers(0, k, size=H * W).astype(np.uint8)
+
+    def tn(cc, take):
+        return (take(gi, k + 2) != cc) & (take(pi, k + 2) != cc) & (take(inside) != 0)
+
+    def tp(cc, take):
+        return (take(gi, k + 2) == cc) & (take(pi, k + 2) == cc)
+
+    for fn, mask_of in ((tn, lambda c: (gi != c) & (pi != c)), (tp, lambda c: (gi == c) & (pi == c))):
+        got = B._exists_exact(ys, xs, cls, rects, fn, pad)
+        expect = np.zeros(H * W, dtype=bool)
+        for c in range(k):
+            dil = B._dilate_disk(mask_of(c).astype(np.uint8), rects).ravel() != 0
+            expect[cls == c] = dil[cls == c]
+        assert np.array_equal(got, expect)

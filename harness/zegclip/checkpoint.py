@@ -198,7 +198,7 @@ def checkpoint_dataset_meta(meta: Mapping) -> Optional[dict]:
         return None
     if isinstance(meta.get('dataset_meta'), Mapping):
         return dict(meta['dataset_meta'])
-    if 'CLASSES' in meta:
+    if meta.get('CLASSES'):  # mmcv-1.x runners write CLASSES (None when the dataset had none)
         return {'classes': tuple(meta['CLASSES']), 'palette': meta.get('PALETTE')}
     return None
 
