@@ -202,25 +202,16 @@ class _Presence:
     decide most pixels; the rest (another class of the group below and above c in the window) is
     looked up exactly by `_exists_exact` with mask_fn(c, box)."""
 
-    def __init__(self, maps, rects, k: int, dtype, groups: int = 2, pad=None):
-        self.rects, self.k, self.groups, self.pad = rects, k, groups, pad
+    def __init__(self, maps, rects, k: int, dtype, groups: int = 2):
+        self.rects, self.k, self.groups = rects, k, groups
+        none = np.iinfo(dtype).max
         self.hi, self.lo = [], []
         for labels, holds in maps:
             his, los = [], []
-            h8 = holds.view(np.uint8)
-            lab1 = labels + labels.dtype.type(1)
-            if groups == 2:
-                odd = (labels & labels.dtype.type(1)).view(np.uint8) if labels.dtype == np.uint8 \
-                    else (labels & 1).astype(np.uint8)
-                odd &= h8
-                hs = (h8 ^ odd, odd)
-            else:
-                hs = [holds & ((labels % groups) == g) for g in range(groups)] if groups > 1 else [holds]
-            for h in hs:
-                h = h.view(np.uint8) if h.dtype == bool else h
-                hv = lab1 * h.astype(labels.dtype, copy=False)
-                # labels where the map holds the group, the dtype's max elsewhere
-                lv = labels | (h.astype(labels.dtype, copy=False) - labels.dtype.type(1))
+            for g in range(groups):
+                h = holds if groups == 1 else holds & ((labels % groups) == g)
+                hv = (labels + 1) * h.view(np.uint8)
+                lv = np.where(h, labels, labels.dtype.type(none))
                 his.append(_max_filter(hv, rects).ravel())
                 los.append(_min_filter(lv, rects).ravel())
             self.hi.append(his)
@@ -242,60 +233,22 @@ class _Presence:
             und[sel] = (lo < cg) & (cg < hi)
         u = np.flatnonzero(und)
         if u.size:
-            out[u] = _exists_exact(ys[u], xs[u], cls[u], self.rects, mask_fn, self.pad)
+            out[u] = _exists_exact(ys[u], xs[u], cls[u], self.rects, mask_fn)
         return out
 
 
-class _Pad:
-    """Maps padded by the largest window reach (cached per array), for window gathers."""
-
-    def __init__(self, shape, r: int):
-        self.H, self.W = shape
-        self.r = r
-        self.Wp = self.W + 2 * r
-        self.cache = {}
-
-    def __call__(self, arr, value=0):
-        key = id(arr)
-        hit = self.cache.get(key)
-        if hit is None:
-            a = arr.view(np.uint8) if arr.dtype == bool else arr
-            r = self.r
-            hit = (arr, cv2.copyMakeBorder(a, r, r, r, r, cv2.BORDER_CONSTANT, value=value).ravel())
-            self.cache[key] = hit
-        return hit[1]
-
-    def offsets(self, rects):
-        ry, rx = _reach(rects)
-        kern = np.zeros((2 * ry + 1, 2 * rx + 1), dtype=bool)
-        for rect in rects:
-            hh, hw = rect.shape[0] // 2, rect.shape[1] // 2
-            kern[ry - hh:ry + hh + 1, rx - hw:rx + hw + 1] = True
-        dy, dx = np.nonzero(kern)
-        return ((dy - ry) * self.Wp + (dx - rx)).astype(np.int64)
-
-
-_GATHER_CHUNK = 1 << 21
-
-
-def _exists_exact(ys, xs, cls, rects, mask_fn, pad=None) -> np.ndarray:
-    """mask_fn(c, take) gives the mask of class c (c: column of classes) on the gathered windows
-    (take(arr[, pad value]) -> [n, window] values of arr); the pixel holds where any is set."""
+def _exists_exact(ys, xs, cls, rects, mask_fn) -> np.ndarray:
+    """Per class: dilate its mask (mask_fn(c, box)) on the box of its pixels padded by the window
+    and read the result at the pixels."""
+    ry, rx = _reach(rects)
     out = np.zeros(ys.size, dtype=bool)
-    if ys.size == 0:
-        return out
-    offs = pad.offsets(rects)
-    r = pad.r
-    centre = (ys.astype(np.int64) + r) * pad.Wp + xs + r
-    step = max(1, _GATHER_CHUNK // offs.size)
-    for s0 in range(0, ys.size, step):
-        idx = centre[s0:s0 + step, None] + offs[None, :]
-        cc = cls[s0:s0 + step, None]
-
-        def take(arr, value=0, idx=idx):
-            return pad(arr, value)[idx]
-
-        out[s0:s0 + step] = mask_fn(cc, take).any(axis=1)
+    for c in np.unique(cls):
+        sel = np.flatnonzero(cls == c)
+        y, x = ys[sel], xs[sel]
+        y0, x0 = max(int(y.min()) - ry, 0), max(int(x.min()) - rx, 0)
+        box = (slice(y0, int(y.max()) + ry + 1), slice(x0, int(x.max()) + rx + 1))
+        m = mask_fn(int(c), box)
+        out[sel] = _dilate_disk(m, rects)[y - y0, x - x0] != 0
     return out
 
 
@@ -365,14 +318,10 @@ def _components(ys, xs, cls, shape) -> np.ndarray:
         groups = [np.flatnonzero(pc == col) for col in range(max(colour.values()) + 1)]
     base = 0
     for sel in groups or [slice(None)]:
+        mask = np.zeros((H, W), dtype=np.uint8)
         y, x = ys[sel], xs[sel]
         if y.size == 0:
             continue
-        # components lie within the bounding box of their pixels: label on that box only
-        y0, x0 = int(y.min()), int(x.min())
-        y = y - y0
-        x = x - x0
-        mask = np.zeros((int(y.max()) + 1, int(x.max()) + 1), dtype=np.uint8)
         mask[y, x] = 1
         m, labels = cv2.connectedComponents(mask, connectivity=8, ltype=cv2.CV_32S)
         lab[sel] = labels[y, x] + base
@@ -451,21 +400,12 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
 
     # --- L∞ bands: inner bands of width d (Boundary/trimap IoU), the band curve, 1-px contours -----
     sq = square(d)
+    g_in = (cv2.dilate(gi, sq) != cv2.erode(gi, sq)) & g_cls   # G_c ∩ G_d (c = gi)
     p_in = (cv2.dilate(pi, sq) != cv2.erode(pi, sq)) & p_cls   # P_c ∩ P_d (c = pi)
-    # max/min filters of gi over the squares of growing radius, each from the previous one
-    # (square(a) ⊕ square(b) = square(a + b), also clipped to the image, which is a box)
     band = {}
-    g_in = None
-    dmax = dmin = gi
-    r0 = 0
-    for w in sorted(set(widths) | {1, d}):
-        step = square(w - r0)
-        dmax, dmin = cv2.dilate(dmax, step), cv2.erode(dmin, step)
-        r0 = w
-        ne = dmax != dmin
-        if w == d:
-            g_in = ne & g_cls                                   # G_c ∩ G_d (c = gi)
-        band[w] = ne
+    for w in sorted(set(widths) | {1}):
+        kern = square(w)
+        band[w] = cv2.dilate(gi, kern) != cv2.erode(gi, kern)
     cg = band[1] & g_cls                                        # contour of G_c (c = gi)
     cp = (cv2.dilate(pi, _SQUARE3) != cv2.erode(pi, _SQUARE3)) & p_cls   # contour of P_c (c = pi)
     n_lv = len(widths)
@@ -516,10 +456,9 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
     fp_c = pi.ravel()[f]
     fp_valid = valid.ravel()[f]
     sel = np.flatnonzero(fp_valid)
-    pad = _Pad(shape, max(d, bw, int(math.floor(theta))))
-    near_pres = _Presence([(gi, g_cls)], (sq,), k, dt, pad=pad)
+    near_pres = _Presence([(gi, g_cls)], (sq,), k, dt)
     near = near_pres.query(0, fp_y[sel], fp_x[sel], fp_c[sel], fp_f[sel],
-                           lambda cc, take: take(gi, k + 2) == cc)
+                           lambda cc, box: (gi[box] == cc).view(u8))
     out["bnd_trimap_union"][:] = n_gin + _count(fp_c[sel][near], k)
 
     # --- error breakdown -------------------------------------------------------------------------
@@ -533,17 +472,15 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
     fn_bnd = np.zeros(fn_f.size, dtype=bool)
     if bw > 0 and n_tp.any():
         rects = disk_rectangles(rounded_disk(bw))
-        pres = _Presence([(gi, agree)], rects, k, dt, pad=pad)
+        pres = _Presence([(gi, agree)], rects, k, dt)
         m1max = _max_filter(np.minimum(gi, pi), rects).ravel()
         m2min = _min_filter(np.maximum(gi, pi), rects).ravel()
 
-        inside = np.ones(shape, dtype=u8)
+        def tp_mask(cc, box):
+            return ((gi[box] == cc) & (pi[box] == cc)).view(u8)
 
-        def tp_mask(cc, take):
-            return (take(gi, k + 2) == cc) & (take(pi, k + 2) == cc)
-
-        def tn_mask(cc, take):
-            return (take(gi, k + 2) != cc) & (take(pi, k + 2) != cc) & (take(inside) != 0)
+        def tn_mask(cc, box):
+            return ((gi[box] != cc) & (pi[box] != cc)).view(u8)
 
         def seeds(ys_, xs_, f_, cls_):
             """Pixels within the disk of a TP and of a TN pixel of their class."""
@@ -557,7 +494,7 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
             b = (m1max[f_[a]] > c64) | (m2min[f_[a]] < c64)
             u = np.flatnonzero(~b)
             if u.size:
-                b[u] = _exists_exact(ys_[a[u]], xs_[a[u]], cls_[a[u]], rects, tn_mask, pad)
+                b[u] = _exists_exact(ys_[a[u]], xs_[a[u]], cls_[a[u]], rects, tn_mask)
             s[a[b]] = True
             return s
 
@@ -568,12 +505,12 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
             sfp_map.ravel()[fp_f[s_fp]] = True
             sfn_map = np.zeros(shape, dtype=bool)
             sfn_map.ravel()[fn_f[s_fn]] = True
-            grow = _Presence([(pi, sfp_map), (gi, sfn_map)], rects, k, dt, pad=pad)
+            grow = _Presence([(pi, sfp_map), (gi, sfn_map)], rects, k, dt)
             for side, (ys_, xs_, f_, cls_, pp_, smap, lmap, bnd) in enumerate((
                     (fp_y, fp_x, fp_f, fp_c, fp_pp, sfp_map, pi, fp_bnd),
                     (fn_y, fn_x, fn_f, fn_c, fn_pp, sfn_map, gi, fn_bnd))):
                 cand = grow.query(side, ys_, xs_, cls_, f_,
-                                  lambda cc, take, smap=smap, lmap=lmap: (take(smap) != 0) & (take(lmap, k + 2) == cc))
+                                  lambda cc, box, smap=smap, lmap=lmap: (smap[box] & (lmap[box] == cc)).view(u8))
                 ci = np.flatnonzero(cand)
                 if ci.size == 0:
                     continue
@@ -602,18 +539,18 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
     matched_p = matched_g = np.zeros(k, dtype=np.int64)
     if both.size:
         disk_bf = disk_rectangles(euclidean_disk(theta))
-        bf = _Presence([(gi, cg), (pi, cp)], disk_bf, k, dt, pad=pad)
+        bf = _Presence([(gi, cg), (pi, cp)], disk_bf, k, dt)
         # precision: scored predicted contour pixels within theta of the gt contour of their class
         # (a pixel on both contours of its class matches at distance 0)
         f = np.flatnonzero(cp & valid & ~(cg & agree))
         ys, xs = np.divmod(f, W)
         c = pi.ravel()[f]
-        mp = bf.query(0, ys, xs, c, f, lambda cc, take: (take(cg) != 0) & (take(gi, k + 2) == cc))
+        mp = bf.query(0, ys, xs, c, f, lambda cc, box: (cg[box] & (gi[box] == cc)).view(u8))
         matched_p = _count(c[mp], k)
         f = np.flatnonzero(cg & ~(cp & agree))
         ys, xs = np.divmod(f, W)
         c = gi.ravel()[f]
-        mg = bf.query(1, ys, xs, c, f, lambda cc, take: (take(cp) != 0) & (take(pi, k + 2) == cc))
+        mg = bf.query(1, ys, xs, c, f, lambda cc, box: (cp[box] & (pi[box] == cc)).view(u8))
         matched_g = _count(c[mg], k)
         on_both = _hist_both(gi, cg & cp & agree, k)
         matched_p = matched_p + on_both

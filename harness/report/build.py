@@ -231,15 +231,16 @@ def _run_header(run) -> dict:
         checkpoint = entry.get("checkpoint") or spec.get("checkpoint")
         sha = entry.get("checkpoint_sha256") or entry.get("sha256")
         shown = {"kind", "path", "checkpoint", "config"}
-        extra = {k: v for k, v in spec.items() if k not in shown and v not in (None, "", [], {})}
-        extra.update({k: v for k, v in entry.items()
-                      if k not in _ENTRY_KEYS_SHOWN_ELSEWHERE | {"spec", "identity", "checkpoint", "checkpoint_sha256",
-                                                                  "sha256"}})
+        extra = {k: v for k, v in spec.items() if k not in shown | {"name"} and v not in (None, "", [], {})}
+        # per-run timings and resume counters are in manifest.json; the header shows what the model is
+        extra.update({k: v for k, v in entry.items() if v not in (None, "", [], {})
+                      and k not in _ENTRY_KEYS_SHOWN_ELSEWHERE | {"spec", "identity", "checkpoint", "checkpoint_sha256",
+                                                                  "sha256", "timings", "images_computed_last_run"}})
         models.append({"name": name, "kind": entry.get("kind", spec.get("kind", "?")),
                        "path": entry.get("path") or spec.get("path") or "", "status": entry.get("status", "?"),
                        "seconds": entry.get("seconds"), "checkpoint": checkpoint or "", "sha256": sha or "",
                        "config": spec.get("config") or "",
-                       "extra": json.dumps(extra, default=str, sort_keys=True) if extra else ""})
+                       "extra": " · ".join(f"{k}={json.dumps(v, default=str)}" for k, v in sorted(extra.items()))})
     families = {k: v for k, v in ((m.get("protocol") or {}).get("families") or {}).items()}
     d = run.dataset
     return {"label": run.label, "path": str(run.path), "status": m.get("status", "?"), "partial": run.partial,
