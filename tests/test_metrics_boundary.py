@@ -894,10 +894,12 @@ def test_same_counts_as_previous_implementation_edge_cases():
     _assert_same_as_legacy(gt[:, :1], pred[:, :1], _classes_of(gt[:, :1], pred[:, :1]), cfg)
 
 
+@pytest.mark.parametrize("gather_cost", [0, 10**9])      # every class by crop, or by gathering
 @pytest.mark.parametrize("rects_of", ["square", "rounded", "euclid"])
-def test_exists_exact_window_gather_matches_dilation(rects_of):
-    # the exact look-up gathers windows of maps padded by the largest reach; it must equal the
-    # dilation of the class mask (outside the image never in the mask), also at the image border
+def test_exists_exact_window_gather_matches_dilation(rects_of, gather_cost, monkeypatch):
+    # the exact look-up gathers windows of maps padded by the largest reach or dilates a crop; both
+    # must equal the dilation of the class mask (outside the image never in it), also at the border
+    monkeypatch.setattr(B, "_GATHER_COST", gather_cost)
     rng = np.random.default_rng(7)
     H, W, k = 23, 31, 5
     gi = rng.integers(0, k + 2, size=(H, W)).astype(np.uint8)
@@ -922,3 +924,26 @@ def test_exists_exact_window_gather_matches_dilation(rects_of):
             dil = B._dilate_disk(mask_of(c).astype(np.uint8), rects).ravel() != 0
             expect[cls == c] = dil[cls == c]
         assert np.array_equal(got, expect)
+
+
+def test_components_match_per_class_opencv_labelling():
+    # 8-connected components within the pixels of each class (one multi-label pass) == OpenCV per class
+    rng = np.random.default_rng(11)
+    for shape, n_cls, p in (((40, 50), 3, 0.6), ((17, 9), 6, 0.9), ((1, 30), 2, 0.7), ((30, 1), 2, 0.7)):
+        keep = rng.random(shape) < p
+        cls_map = rng.integers(0, n_cls, size=shape)
+        ys, xs = np.nonzero(keep)
+        cls = cls_map[ys, xs].astype(np.uint8)
+        lab = B._components(ys, xs, cls, shape)
+        assert lab.min() >= 1
+        for c in range(n_cls):
+            sel = cls == c
+            m = np.zeros(shape, dtype=np.uint8)
+            m[ys[sel], xs[sel]] = 1
+            _, ref = cv2.connectedComponents(m, connectivity=8)
+            pairs = np.unique(np.stack([ref[ys[sel], xs[sel]], lab[sel]]), axis=1)
+            # same partition: the pairing of labels is one-to-one
+            assert np.unique(pairs[0]).size == np.unique(pairs[1]).size == pairs.shape[1]
+        # pixels of different classes never share a label
+        pairs = np.unique(np.stack([lab, cls.astype(np.int64)]), axis=1)
+        assert np.unique(pairs[0]).size == pairs.shape[1]

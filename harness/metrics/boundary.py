@@ -152,7 +152,7 @@ def _erode(mask: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 # and a min filter of a label map that holds the class where the set holds and nothing elsewhere:
 # c is present if it is the window's max or min, absent if it lies outside [min, max], and only
 # when min < c < max (three classes in one window) is the answer looked up exactly, per class, by
-# a dilation of that class's mask on the box of the undecided pixels (`_Presence`).
+# a window gather or a cropped dilation of that class's mask (`_Presence`, `_exists_exact`).
 # Everything of the error breakdown and of the BF score happens at error / contour pixels, which
 # are few: it is computed on lists of pixels (flat indices) instead of per-class masks.
 
@@ -170,6 +170,28 @@ def _compact(labels: np.ndarray, classes: np.ndarray, other: int, dtype) -> np.n
     sorted_classes = classes[order]
     pos = np.minimum(np.searchsorted(sorted_classes, labels), k - 1)
     return np.where(sorted_classes[pos] == labels, order[pos], other).astype(dtype)
+
+
+def _compact_ignore(labels: np.ndarray, classes: np.ndarray, other: int, dtype, ignore: int) -> np.ndarray:
+    """`_compact`, and k (= classes.size) where labels == ignore; by one 8-bit table lookup where
+    the labels fit in a byte."""
+    k = classes.size
+    if dtype == np.uint8 and labels.dtype.kind in "iu" and labels.size:
+        if labels.dtype == np.uint8:
+            small = labels
+        else:
+            lo, hi = int(labels.min()), int(labels.max())
+            small = labels.astype(np.uint8) if lo >= 0 and hi <= 255 else None
+        if small is not None:
+            lut = np.full(256, other, dtype=np.uint8)
+            inside = (classes >= 0) & (classes <= 255)
+            lut[classes[inside]] = np.flatnonzero(inside).astype(np.uint8)
+            if 0 <= ignore <= 255:
+                lut[ignore] = k
+            return cv2.LUT(small, lut)
+    out = _compact(labels, classes, other, dtype)
+    out[labels == ignore] = k
+    return out
 
 
 def _max_filter(img: np.ndarray, rects: tuple[np.ndarray, ...]) -> np.ndarray:
@@ -200,18 +222,29 @@ class _Presence:
     The classes are split into `groups` by index (j mod groups); per map and group, a max filter of
     (class + 1) and a min filter of the class (255/65535 where the map holds nothing of the group)
     decide most pixels; the rest (another class of the group below and above c in the window) is
-    looked up exactly by `_exists_exact` with mask_fn(c, box)."""
+    looked up exactly by `_exists_exact` with mask_fn(c, take)."""
 
-    def __init__(self, maps, rects, k: int, dtype, groups: int = 2):
-        self.rects, self.k, self.groups = rects, k, groups
-        none = np.iinfo(dtype).max
+    def __init__(self, maps, rects, k: int, dtype, groups: int = 2, pad=None):
+        if pad is None:
+            pad = _Pad(maps[0][0].shape, max(_reach(rects)))
+        self.rects, self.k, self.groups, self.pad = rects, k, groups, pad
         self.hi, self.lo = [], []
         for labels, holds in maps:
             his, los = [], []
-            for g in range(groups):
-                h = holds if groups == 1 else holds & ((labels % groups) == g)
-                hv = (labels + 1) * h.view(np.uint8)
-                lv = np.where(h, labels, labels.dtype.type(none))
+            h8 = holds.view(np.uint8)
+            lab1 = labels + labels.dtype.type(1)
+            if groups == 2:
+                odd = (labels & labels.dtype.type(1)).view(np.uint8) if labels.dtype == np.uint8 \
+                    else (labels & 1).astype(np.uint8)
+                odd &= h8
+                hs = (h8 ^ odd, odd)
+            else:
+                hs = [holds & ((labels % groups) == g) for g in range(groups)] if groups > 1 else [holds]
+            for h in hs:
+                h = h.view(np.uint8) if h.dtype == bool else h
+                hv = lab1 * h.astype(labels.dtype, copy=False)
+                # labels where the map holds the group, the dtype's max elsewhere
+                lv = labels | (h.astype(labels.dtype, copy=False) - labels.dtype.type(1))
                 his.append(_max_filter(hv, rects).ravel())
                 los.append(_min_filter(lv, rects).ravel())
             self.hi.append(his)
@@ -219,36 +252,107 @@ class _Presence:
 
     def query(self, i: int, ys, xs, cls, f, mask_fn) -> np.ndarray:
         """bool per pixel (flat index f = y * W + x, class cls): map i has class cls in the window."""
-        c = cls.astype(np.int64)
-        out = np.zeros(c.size, dtype=bool)
-        und = np.zeros(c.size, dtype=bool)
-        grp = c % self.groups
-        for g in range(self.groups):
-            sel = np.flatnonzero(grp == g) if self.groups > 1 else slice(None)
-            cg = c[sel]
-            fg = f[sel]
-            hi = self.hi[i][g][fg].astype(np.int64) - 1
-            lo = self.lo[i][g][fg].astype(np.int64)
-            out[sel] = (hi == cg) | (lo == cg)
-            und[sel] = (lo < cg) & (cg < hi)
-        u = np.flatnonzero(und)
+        c = cls.astype(np.int32)
+        if self.groups == 2:
+            odd = (c & 1).astype(bool)
+            hi = np.where(odd, self.hi[i][1][f], self.hi[i][0][f]).astype(np.int32)
+            lo = np.where(odd, self.lo[i][1][f], self.lo[i][0][f]).astype(np.int32)
+        else:
+            hi = np.zeros(c.size, dtype=np.int32)
+            lo = np.zeros(c.size, dtype=np.int32)
+            grp = c % self.groups
+            for g in range(self.groups):
+                sel = np.flatnonzero(grp == g) if self.groups > 1 else slice(None)
+                hi[sel] = self.hi[i][g][f[sel]]
+                lo[sel] = self.lo[i][g][f[sel]]
+        hi -= 1
+        out = (hi == c) | (lo == c)
+        u = np.flatnonzero((lo < c) & (c < hi))
         if u.size:
-            out[u] = _exists_exact(ys[u], xs[u], cls[u], self.rects, mask_fn)
+            out[u] = _exists_exact(ys[u], xs[u], cls[u], self.rects, mask_fn, self.pad)
         return out
 
 
-def _exists_exact(ys, xs, cls, rects, mask_fn) -> np.ndarray:
-    """Per class: dilate its mask (mask_fn(c, box)) on the box of its pixels padded by the window
-    and read the result at the pixels."""
-    ry, rx = _reach(rects)
+class _Pad:
+    """Maps padded by the largest window reach (cached per array), for window gathers."""
+
+    def __init__(self, shape, r: int):
+        self.H, self.W = shape
+        self.r = r
+        self.Wp = self.W + 2 * r
+        self.cache = {}
+
+    def __call__(self, arr, value=0):
+        key = id(arr)
+        hit = self.cache.get(key)
+        if hit is None:
+            a = arr.view(np.uint8) if arr.dtype == bool else arr
+            r = self.r
+            hit = (arr, cv2.copyMakeBorder(a, r, r, r, r, cv2.BORDER_CONSTANT, value=value).ravel())
+            self.cache[key] = hit
+        return hit[1]
+
+    def offsets(self, rects):
+        ry, rx = _reach(rects)
+        kern = np.zeros((2 * ry + 1, 2 * rx + 1), dtype=bool)
+        for rect in rects:
+            hh, hw = rect.shape[0] // 2, rect.shape[1] // 2
+            kern[ry - hh:ry + hh + 1, rx - hw:rx + hw + 1] = True
+        dy, dx = np.nonzero(kern)
+        return ((dy - ry) * self.Wp + (dx - rx)).astype(np.int64)
+
+
+_GATHER_CHUNK = 1 << 21
+_GATHER_COST = 4    # gathering a window value costs about this many pixels of a crop's dilation
+
+
+def _exists_exact(ys, xs, cls, rects, mask_fn, pad) -> np.ndarray:
+    """Per pixel p (class c = cls): does the mask of c hold somewhere in the window of p?
+
+    mask_fn(c, take) gives the mask of class c on the values take(arr[, value]) returns. Per class,
+    whichever is cheaper: either the mask is gathered on the windows of its pixels (take gives
+    [n, window] values of arr padded with `value` by the largest reach; c is a column), or it is
+    built on the box of its pixels padded by the window (take gives arr[box]; c is an int) and
+    dilated there (the outside of the image never dilates into it)."""
     out = np.zeros(ys.size, dtype=bool)
-    for c in np.unique(cls):
-        sel = np.flatnonzero(cls == c)
-        y, x = ys[sel], xs[sel]
-        y0, x0 = max(int(y.min()) - ry, 0), max(int(x.min()) - rx, 0)
-        box = (slice(y0, int(y.max()) + ry + 1), slice(x0, int(x.max()) + rx + 1))
-        m = mask_fn(int(c), box)
-        out[sel] = _dilate_disk(m, rects)[y - y0, x - x0] != 0
+    if ys.size == 0:
+        return out
+    ry, rx = _reach(rects)
+    offs = pad.offsets(rects)
+    order = np.argsort(cls, kind="stable")
+    cs = cls[order]
+    starts = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]])
+    ys_s, xs_s = ys[order], xs[order]
+    y0 = np.maximum(np.minimum.reduceat(ys_s, starts) - ry, 0)
+    y1 = np.minimum(np.maximum.reduceat(ys_s, starts) + ry + 1, pad.H)
+    x0 = np.maximum(np.minimum.reduceat(xs_s, starts) - rx, 0)
+    x1 = np.minimum(np.maximum.reduceat(xs_s, starts) + rx + 1, pad.W)
+    counts = np.diff(np.r_[starts, cs.size])
+    area = (y1 - y0).astype(np.int64) * (x1 - x0) * len(rects)
+    by_gather = counts * offs.size * _GATHER_COST < area
+    g_sel = order[np.repeat(by_gather, counts)]
+    if g_sel.size:
+        r = pad.r
+        centre = (ys[g_sel].astype(np.int64) + r) * pad.Wp + xs[g_sel] + r
+        cg = cls[g_sel]
+        step = max(1, _GATHER_CHUNK // offs.size)
+        for s0 in range(0, g_sel.size, step):
+            idx = centre[s0:s0 + step, None] + offs[None, :]
+
+            def take(arr, value=0, idx=idx):
+                return pad(arr, value)[idx]
+
+            out[g_sel[s0:s0 + step]] = mask_fn(cg[s0:s0 + step, None], take).any(axis=1)
+    for j in np.flatnonzero(~by_gather).tolist():
+        sel = order[starts[j]:starts[j] + counts[j]]
+        oy, ox = int(y0[j]), int(x0[j])
+        box = (slice(oy, int(y1[j])), slice(ox, int(x1[j])))
+
+        def take(arr, value=0, box=box):
+            return arr[box]
+
+        m = mask_fn(int(cs[starts[j]]), take).view(np.uint8)
+        out[sel] = _dilate_disk(m, rects)[ys[sel] - oy, xs[sel] - ox] != 0
     return out
 
 
@@ -282,51 +386,21 @@ class _Neighbours:
 
 def _components(ys, xs, cls, shape) -> np.ndarray:
     """Label (1..) of the 8-connected component of each pixel within the pixels of its own class
-    (pixels given as lists). Classes whose pixels touch are labelled in separate passes."""
-    H, W = shape
+    (pixels given as lists): one multi-label pass of cc3d (pixels of different values never
+    connect) on the box of the pixels holding class + 1, 0 elsewhere."""
+    import cc3d
+
     n = ys.size
-    lab = np.zeros(n, dtype=np.int64)
     if n == 0:
-        return lab
-    W2 = W + 2
-    img = np.zeros((H + 2) * W2, dtype=np.int32)
-    pp = (ys + 1) * W2 + xs + 1
-    own = cls.astype(np.int32) + 1
-    img[pp] = own
-    codes = []
-    for o in (1, W2 - 1, W2, W2 + 1):
-        nb = img[pp + o]
-        bad = (nb != 0) & (nb != own)
-        if bad.any():
-            codes.append(own[bad].astype(np.int64) * (1 << 20) + nb[bad])
-    groups = None
-    if codes:
-        # greedy colouring of the classes that touch each other: one pass per colour
-        adj: dict[int, set] = {}
-        for code in np.unique(np.concatenate(codes)).tolist():
-            a, b = code >> 20, code & ((1 << 20) - 1)
-            adj.setdefault(a, set()).add(b)
-            adj.setdefault(b, set()).add(a)
-        colour: dict[int, int] = {}
-        for c in sorted(adj, key=lambda c: -len(adj[c])):
-            used = {colour[b] for b in adj[c] if b in colour}
-            colour[c] = next(i for i in range(len(used) + 1) if i not in used)
-        lut = np.zeros(int(own.max()) + 1, dtype=np.int64)
-        for c, col in colour.items():
-            lut[c] = col
-        pc = lut[own]
-        groups = [np.flatnonzero(pc == col) for col in range(max(colour.values()) + 1)]
-    base = 0
-    for sel in groups or [slice(None)]:
-        mask = np.zeros((H, W), dtype=np.uint8)
-        y, x = ys[sel], xs[sel]
-        if y.size == 0:
-            continue
-        mask[y, x] = 1
-        m, labels = cv2.connectedComponents(mask, connectivity=8, ltype=cv2.CV_32S)
-        lab[sel] = labels[y, x] + base
-        base += m - 1
-    return lab
+        return np.zeros(0, dtype=np.int64)
+    y0, x0 = int(ys.min()), int(xs.min())
+    y = ys - y0
+    x = xs - x0
+    top = int(cls.max()) + 1
+    img = np.zeros((int(y.max()) + 1, int(x.max()) + 1), dtype=np.uint8 if top <= 255 else np.uint32)
+    img[y, x] = cls.astype(img.dtype) + 1
+    labels = cc3d.connected_components(img, connectivity=8)
+    return labels[y, x].astype(np.int64)
 
 
 def _any_per_component(lab, flag):
@@ -386,13 +460,11 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
     theta = bf_tolerance(shape, cfg)
     widths = band_widths(cfg)
     dt = np.uint8 if k + 3 <= 254 else np.uint16
-    valid = gt != ignore_index
     # compact maps: j = classes[j]; k = ignore (gt) / ignore value (pred); k+1 = any other value
-    # (a class equal to the ignore value keeps no pixel: pixels of that value are set to k below)
-    gi = _compact(gt, classes, k + 1, dt)
-    pi = _compact(pred, classes, k + 1, dt)
-    gi[~valid] = k
-    pi[pred == ignore_index] = k
+    # (a class equal to the ignore value keeps no pixel: pixels of that value are set to k)
+    gi = _compact_ignore(gt, classes, k + 1, dt, ignore_index)
+    pi = _compact_ignore(pred, classes, k + 1, dt, ignore_index)
+    valid = gi != k
     g_cls = gi < k                      # G_c for c = gi (valid by construction)
     p_cls = pi < k                      # P_c for c = pi (also on ignored pixels)
     agree = (gi == pi) & g_cls          # TP of class gi
@@ -400,12 +472,21 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
 
     # --- L∞ bands: inner bands of width d (Boundary/trimap IoU), the band curve, 1-px contours -----
     sq = square(d)
-    g_in = (cv2.dilate(gi, sq) != cv2.erode(gi, sq)) & g_cls   # G_c ∩ G_d (c = gi)
     p_in = (cv2.dilate(pi, sq) != cv2.erode(pi, sq)) & p_cls   # P_c ∩ P_d (c = pi)
+    # max/min filters of gi over the squares of growing radius, each from the previous one
+    # (square(a) ⊕ square(b) = square(a + b), also clipped to the image, which is a box)
     band = {}
-    for w in sorted(set(widths) | {1}):
-        kern = square(w)
-        band[w] = cv2.dilate(gi, kern) != cv2.erode(gi, kern)
+    g_in = None
+    dmax = dmin = gi
+    r0 = 0
+    for w in sorted(set(widths) | {1, d}):
+        step = square(w - r0)
+        dmax, dmin = cv2.dilate(dmax, step), cv2.erode(dmin, step)
+        r0 = w
+        ne = dmax != dmin
+        if w == d:
+            g_in = ne & g_cls                                   # G_c ∩ G_d (c = gi)
+        band[w] = ne
     cg = band[1] & g_cls                                        # contour of G_c (c = gi)
     cp = (cv2.dilate(pi, _SQUARE3) != cv2.erode(pi, _SQUARE3)) & p_cls   # contour of P_c (c = pi)
     n_lv = len(widths)
@@ -456,9 +537,10 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
     fp_c = pi.ravel()[f]
     fp_valid = valid.ravel()[f]
     sel = np.flatnonzero(fp_valid)
-    near_pres = _Presence([(gi, g_cls)], (sq,), k, dt)
+    pad = _Pad(shape, max(d, bw, int(math.floor(theta))))
+    near_pres = _Presence([(gi, g_cls)], (sq,), k, dt, pad=pad)
     near = near_pres.query(0, fp_y[sel], fp_x[sel], fp_c[sel], fp_f[sel],
-                           lambda cc, box: (gi[box] == cc).view(u8))
+                           lambda cc, take: take(gi, k + 2) == cc)
     out["bnd_trimap_union"][:] = n_gin + _count(fp_c[sel][near], k)
 
     # --- error breakdown -------------------------------------------------------------------------
@@ -472,15 +554,17 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
     fn_bnd = np.zeros(fn_f.size, dtype=bool)
     if bw > 0 and n_tp.any():
         rects = disk_rectangles(rounded_disk(bw))
-        pres = _Presence([(gi, agree)], rects, k, dt)
+        pres = _Presence([(gi, agree)], rects, k, dt, pad=pad)
         m1max = _max_filter(np.minimum(gi, pi), rects).ravel()
         m2min = _min_filter(np.maximum(gi, pi), rects).ravel()
 
-        def tp_mask(cc, box):
-            return ((gi[box] == cc) & (pi[box] == cc)).view(u8)
+        inside = np.ones(shape, dtype=u8)
 
-        def tn_mask(cc, box):
-            return ((gi[box] != cc) & (pi[box] != cc)).view(u8)
+        def tp_mask(cc, take):
+            return (take(gi, k + 2) == cc) & (take(pi, k + 2) == cc)
+
+        def tn_mask(cc, take):
+            return (take(gi, k + 2) != cc) & (take(pi, k + 2) != cc) & (take(inside) != 0)
 
         def seeds(ys_, xs_, f_, cls_):
             """Pixels within the disk of a TP and of a TN pixel of their class."""
@@ -494,7 +578,7 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
             b = (m1max[f_[a]] > c64) | (m2min[f_[a]] < c64)
             u = np.flatnonzero(~b)
             if u.size:
-                b[u] = _exists_exact(ys_[a[u]], xs_[a[u]], cls_[a[u]], rects, tn_mask)
+                b[u] = _exists_exact(ys_[a[u]], xs_[a[u]], cls_[a[u]], rects, tn_mask, pad)
             s[a[b]] = True
             return s
 
@@ -505,12 +589,12 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
             sfp_map.ravel()[fp_f[s_fp]] = True
             sfn_map = np.zeros(shape, dtype=bool)
             sfn_map.ravel()[fn_f[s_fn]] = True
-            grow = _Presence([(pi, sfp_map), (gi, sfn_map)], rects, k, dt)
+            grow = _Presence([(pi, sfp_map), (gi, sfn_map)], rects, k, dt, groups=1, pad=pad)
             for side, (ys_, xs_, f_, cls_, pp_, smap, lmap, bnd) in enumerate((
                     (fp_y, fp_x, fp_f, fp_c, fp_pp, sfp_map, pi, fp_bnd),
                     (fn_y, fn_x, fn_f, fn_c, fn_pp, sfn_map, gi, fn_bnd))):
                 cand = grow.query(side, ys_, xs_, cls_, f_,
-                                  lambda cc, box, smap=smap, lmap=lmap: (smap[box] & (lmap[box] == cc)).view(u8))
+                                  lambda cc, take, smap=smap, lmap=lmap: (take(smap) != 0) & (take(lmap, k + 2) == cc))
                 ci = np.flatnonzero(cand)
                 if ci.size == 0:
                     continue
@@ -539,18 +623,18 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
     matched_p = matched_g = np.zeros(k, dtype=np.int64)
     if both.size:
         disk_bf = disk_rectangles(euclidean_disk(theta))
-        bf = _Presence([(gi, cg), (pi, cp)], disk_bf, k, dt)
+        bf = _Presence([(gi, cg), (pi, cp)], disk_bf, k, dt, groups=1, pad=pad)
         # precision: scored predicted contour pixels within theta of the gt contour of their class
         # (a pixel on both contours of its class matches at distance 0)
         f = np.flatnonzero(cp & valid & ~(cg & agree))
         ys, xs = np.divmod(f, W)
         c = pi.ravel()[f]
-        mp = bf.query(0, ys, xs, c, f, lambda cc, box: (cg[box] & (gi[box] == cc)).view(u8))
+        mp = bf.query(0, ys, xs, c, f, lambda cc, take: (take(cg) != 0) & (take(gi, k + 2) == cc))
         matched_p = _count(c[mp], k)
         f = np.flatnonzero(cg & ~(cp & agree))
         ys, xs = np.divmod(f, W)
         c = gi.ravel()[f]
-        mg = bf.query(1, ys, xs, c, f, lambda cc, box: (cp[box] & (pi[box] == cc)).view(u8))
+        mg = bf.query(1, ys, xs, c, f, lambda cc, take: (take(cp) != 0) & (take(pi, k + 2) == cc))
         matched_g = _count(c[mg], k)
         on_both = _hist_both(gi, cg & cp & agree, k)
         matched_p = matched_p + on_both
