@@ -91,6 +91,7 @@ def test_equals_mmseg_iou_metric_on_random_maps():
         gt = rng.integers(0, num_classes - 2, (37, 53))  # two classes never in gt: predicted-only and absent
         gt[rng.random(gt.shape) < 0.05] = ignore
         pred = np.where(rng.random(gt.shape) < 0.6, np.where(gt == ignore, 0, gt), rng.integers(0, num_classes - 1, gt.shape))
+        pred[rng.random(gt.shape) < 0.03] = ignore  # a predicted ignore value belongs to no class
         results.append(IoUMetric.intersect_and_union(torch.from_numpy(pred), torch.from_numpy(gt), num_classes, ignore))
         counts = standard.image_class_counts(gt, pred, ignore)
         for k in standard.COUNT_COLUMNS:
@@ -108,3 +109,23 @@ def test_equals_mmseg_iou_metric_on_random_maps():
         np.testing.assert_allclose(100 * np.asarray(ref[name]), ours[name], rtol=1e-6, equal_nan=True, err_msg=name)
     assert 100 * float(ref["aAcc"]) == pytest.approx(standard.summary(*(totals[k] for k in standard.COUNT_COLUMNS))["aAcc"], rel=1e-6)
     assert np.isnan(ours["IoU"][-1]) and ours["IoU"][-2] == 0  # absent class NaN; predicted-only class 0
+
+
+def test_wide_ids_take_the_same_counts_as_byte_ids():
+    """Ids >= 256 (uint16 labels) go through the compacting path; shifting every id changes nothing else."""
+    rng = np.random.default_rng(5)
+    gt = rng.integers(0, 7, (31, 29))
+    pred = rng.integers(0, 7, (31, 29))
+    gt[rng.random(gt.shape) < 0.1] = 255
+    pred[rng.random(gt.shape) < 0.05] = 255
+    narrow = standard.image_class_counts(gt, pred, 255)
+    shift = lambda a: np.where(a == 255, 65535, a + 300)  # noqa: E731
+    wide = standard.image_class_counts(shift(gt), shift(pred), 65535)
+    assert wide["class"].tolist() == (narrow["class"] + 300).tolist()
+    for key in ("intersect", "pred_area", "label_area"):
+        np.testing.assert_array_equal(wide[key], narrow[key])
+    # by hand for one class: label area = valid gt pixels of class 3, predicted ignore included
+    c = int(np.flatnonzero(narrow["class"] == 3)[0])
+    assert narrow["label_area"][c] == ((gt == 3)).sum()
+    assert narrow["pred_area"][c] == ((pred == 3) & (gt != 255)).sum()
+    assert narrow["intersect"][c] == ((pred == 3) & (gt == 3)).sum()

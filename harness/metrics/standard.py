@@ -23,28 +23,41 @@ class StandardConfig:
 def image_class_counts(gt: np.ndarray, pred: np.ndarray, ignore_index: int) -> dict[str, np.ndarray]:
     """Per-class pixel counts of one image, for the classes present in `gt` or `pred` only.
 
-    gt, pred: integer maps of equal shape; gt pixels equal to `ignore_index` are dropped (from both).
-    Returns columns `class`, `intersect` = |P_c ∩ G_c|, `pred_area` = |P_c|, `label_area` = |G_c|
-    (all int64, one row per class present), so the cost grows with the classes in the image, not
-    with the classes of the dataset. Union is pred_area + label_area - intersect.
+    gt, pred: non-negative integer maps of equal shape; gt pixels equal to `ignore_index` are dropped
+    (from both). Returns columns `class`, `intersect` = |P_c ∩ G_c|, `pred_area` = |P_c|,
+    `label_area` = |G_c| (all int64, one row per class present), so the record and the cost do not
+    grow with the classes of the dataset. Union is pred_area + label_area - intersect.
     """
-    valid = gt != ignore_index
-    g = gt[valid].astype(np.intp, copy=False)
-    p = pred[valid].astype(np.intp, copy=False)
-    if g.size == 0:
-        empty = np.zeros(0, dtype=np.int64)
-        return {"class": empty, "intersect": empty, "pred_area": empty, "label_area": empty}
-    # Compact the ids present to 0..k-1 with a lookup table (O(pixels), no sort), so the confusion
-    # histogram is k x k for the k classes present, not C x C for the classes of the dataset.
-    size = int(max(g.max(), p.max())) + 1
-    present = (np.bincount(g, minlength=size) > 0) | (np.bincount(p, minlength=size) > 0)
-    classes = np.flatnonzero(present)
-    k = classes.size
-    lut = np.zeros(size, dtype=np.intp)
-    lut[classes] = np.arange(k)
-    confusion = np.bincount(lut[g] * k + lut[p], minlength=k * k).reshape(k, k)
-    return {"class": classes.astype(np.int64), "intersect": np.diag(confusion).astype(np.int64),
-            "pred_area": confusion.sum(0).astype(np.int64), "label_area": confusion.sum(1).astype(np.int64)}
+    if gt.size and max(int(gt.max()), int(pred.max())) < 256 and min(int(gt.min()), int(pred.min())) >= 0:
+        # ids fit a byte: one 256x256 histogram of (gt, pred) pairs, with the ignore row dropped after
+        code = (gt.astype(np.uint16) << 8) | pred.astype(np.uint16)
+        confusion = np.bincount(code.ravel(), minlength=1 << 16).reshape(256, 256)
+        if 0 <= ignore_index < 256:
+            confusion[ignore_index] = 0
+        label_area, pred_area = confusion.sum(1), confusion.sum(0)
+        classes = np.flatnonzero((label_area > 0) | (pred_area > 0))
+        intersect = np.diag(confusion)
+    else:
+        valid = gt != ignore_index
+        g = gt[valid].astype(np.intp, copy=False)
+        p = pred[valid].astype(np.intp, copy=False)
+        # Compact the ids present to 0..k-1 with a lookup table (O(pixels), no sort), so the
+        # confusion histogram is k x k for the k classes present, not C x C for the dataset's.
+        size = int(max(g.max(initial=0), p.max(initial=0))) + 1
+        present = (np.bincount(g, minlength=size) > 0) | (np.bincount(p, minlength=size) > 0)
+        present_ids = np.flatnonzero(present)
+        lut = np.zeros(size, dtype=np.intp)
+        lut[present_ids] = np.arange(present_ids.size)
+        k = present_ids.size
+        small = np.bincount(lut[g] * k + lut[p], minlength=k * k).reshape(k, k)
+        label_area, pred_area, intersect = (np.zeros(size, np.int64) for _ in range(3))
+        label_area[present_ids], pred_area[present_ids], intersect[present_ids] = small.sum(1), small.sum(0), np.diag(small)
+        classes = present_ids
+    # A prediction equal to the ignore value belongs to no class (mmseg counts it nowhere); its
+    # pixels still count in the label area of their ground-truth class.
+    classes = classes[classes != ignore_index]
+    return {"class": classes.astype(np.int64), "intersect": intersect[classes].astype(np.int64),
+            "pred_area": pred_area[classes].astype(np.int64), "label_area": label_area[classes].astype(np.int64)}
 
 
 def per_class_metrics(intersect, pred_area, label_area, beta: float = 1.0) -> dict[str, np.ndarray]:
