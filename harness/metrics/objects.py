@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import cc3d
 import numpy as np
-from scipy import ndimage
 
 
 @dataclass
@@ -49,9 +48,11 @@ class ObjectMap:
         if self._boxes is None:
             boxes = np.zeros((self.n, 4), dtype=np.int64)
             if self.n:
-                for k, sl in enumerate(ndimage.find_objects(self.ids, max_label=self.n)):
-                    if sl is not None:
-                        boxes[k] = (sl[1].start, sl[0].start, sl[1].stop, sl[0].stop)
+                # cc3d gives (row min, row max, col min, col max), inclusive, for labels 0..max id
+                stats = cc3d.statistics(self.ids, no_slice_conversion=True)["bounding_boxes"][1 : self.n + 1]
+                found = np.flatnonzero(self.areas()[: len(stats)] > 0)
+                r0, r1, c0, c1 = (stats[found, i].astype(np.int64) for i in range(4))
+                boxes[found] = np.stack([c0, r0, c1 + 1, r1 + 1], axis=1)
             self._boxes = boxes
         return self._boxes
 
