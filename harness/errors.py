@@ -7,3 +7,7 @@ class UserError(Exception):
     def __init__(self, message: str, path=None):
         self.path = None if path is None else str(path)
         super().__init__(f"{self.path}: {message}" if self.path else message)
+
+
+class SkipModel(Exception):
+    """A model that cannot run here (e.g. its checkpoint is missing): reported in one line, recorded, skipped."""

@@ -20,7 +20,7 @@ from pathlib import Path
 from harness import records, runfolder
 from harness.aggregate import summarize
 from harness.dataset import DatasetSpec, load_dataset
-from harness.errors import UserError
+from harness.errors import SkipModel, UserError
 from harness.models import spec as specs
 from harness.models.spec import BaselineSpec, FolderSpec, MmsegSpec
 from harness.protocol import Protocol, load_protocol
@@ -142,7 +142,6 @@ def _options_entry(options: RunOptions) -> dict:
 
 def _predictor(model, protocol, dataset, options: RunOptions, out: Path, entry_updates: dict):
     """(predictor, stream) for score_model; raises SkipModel for a model that cannot run here."""
-    from harness.models.baselines import SkipModel
 
     if isinstance(model, FolderSpec):
         from harness.models.folder import FolderPredictor
@@ -182,7 +181,6 @@ def _device(options: RunOptions) -> str:
 
 
 def _run_model(model, protocol, dataset, stems, options: RunOptions, out: Path, part, shard_key) -> None:
-    from harness.models.baselines import SkipModel
 
     name = model.name
     model_dir = runfolder.model_dir(out, name)

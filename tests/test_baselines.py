@@ -6,8 +6,13 @@ import pytest
 
 from harness.aggregate import summarize
 from harness.dataset import DatasetSpec, load_dataset
-from harness.errors import UserError
-from harness.models.baselines import BaselinePredictor, SkipModel, boundary_shift, drop_small, seen_bias_mapping
+from harness.errors import SkipModel, UserError
+from harness.models.baselines import (
+    BaselinePredictor,
+    boundary_shift,
+    drop_small,
+    seen_bias_mapping,
+)
 from harness.models.spec import BaselineSpec, parse_models
 from harness.protocol import FAMILY_CONFIGS, Protocol
 from harness.records import read_tables

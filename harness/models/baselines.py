@@ -31,12 +31,8 @@ import numpy as np
 from scipy import ndimage
 
 from harness.dataset import DatasetSpec
-from harness.errors import UserError
+from harness.errors import SkipModel, UserError
 from harness.models.spec import BaselineSpec
-
-
-class SkipModel(Exception):
-    """A model that cannot run on this dataset (reported in one line, recorded, and skipped)."""
 
 
 def object_regions(gt: np.ndarray, ignore_index: int, instances: np.ndarray | None, connectivity: int = 8):
