@@ -947,3 +947,26 @@ def test_components_match_per_class_opencv_labelling():
         # pixels of different classes never share a label
         pairs = np.unique(np.stack([lab, cls.astype(np.int64)]), axis=1)
         assert np.unique(pairs[0]).size == pairs.shape[1]
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+@pytest.mark.parametrize("rects_of", ["square", "rounded"])
+def test_presence_query_on_code_maps_matches_dilation(rects_of, dtype, groups):
+    # a query without mask_fn looks undecided pixels up on the map's code array (class where the
+    # map holds, the dtype's max elsewhere), by window gathers from a pad whose reach equals the
+    # window's; it must equal the per-class dilation of the held pixels (outside never in it)
+    rng = np.random.default_rng(5)
+    H, W, k = 26, 19, 9
+    rects = {"square": (B.square(3),), "rounded": B.disk_rectangles(B.rounded_disk(3))}[rects_of]
+    labels = rng.integers(0, k, size=(H, W)).astype(dtype)
+    holds = rng.random((H, W)) < 0.3
+    pres = B._Presence([(labels, holds)], rects, k, dtype, groups=groups, pad=B._Pad((H, W), 3))
+    ys, xs = np.divmod(np.arange(H * W), W)
+    cls = rng.integers(0, k, size=H * W).astype(dtype)
+    got = pres.query(0, ys, xs, cls, np.arange(H * W))
+    expect = np.zeros(H * W, dtype=bool)
+    for c in range(k):
+        dil = B._dilate_disk((holds & (labels == c)).astype(np.uint8), rects).ravel() != 0
+        expect[cls == c] = dil[cls == c]
+    assert np.array_equal(got, expect)

@@ -228,11 +228,10 @@ class _Presence:
         if pad is None:
             pad = _Pad(maps[0][0].shape, max(_reach(rects)))
         self.rects, self.k, self.groups, self.pad = rects, k, groups, pad
-        self.hi, self.lo = [], []
+        self.hi, self.lo, self.code = [], [], []
         for labels, holds in maps:
-            his, los = [], []
+            his, los, codes = [], [], []
             h8 = holds.view(np.uint8)
-            lab1 = labels + labels.dtype.type(1)
             if groups == 2:
                 odd = (labels & labels.dtype.type(1)).view(np.uint8) if labels.dtype == np.uint8 \
                     else (labels & 1).astype(np.uint8)
@@ -242,16 +241,29 @@ class _Presence:
                 hs = [holds & ((labels % groups) == g) for g in range(groups)] if groups > 1 else [holds]
             for h in hs:
                 h = h.view(np.uint8) if h.dtype == bool else h
-                hv = lab1 * h.astype(labels.dtype, copy=False)
                 # labels where the map holds the group, the dtype's max elsewhere
                 lv = labels | (h.astype(labels.dtype, copy=False) - labels.dtype.type(1))
+                # class + 1 where it holds, 0 elsewhere: adding 1 wraps the dtype's max to 0
+                hv = lv + labels.dtype.type(1)
                 his.append(_max_filter(hv, rects).ravel())
                 los.append(_min_filter(lv, rects).ravel())
+                codes.append(lv)
+            # the map as one code array (class where it holds, the dtype's max elsewhere; the
+            # groups are disjoint): an exact look-up gathers and compares one array instead of
+            # building a mask from two
+            self.code.append(codes[0] if len(codes) == 1 else np.minimum.reduce(codes))
             self.hi.append(his)
             self.lo.append(los)
 
-    def query(self, i: int, ys, xs, cls, f, mask_fn) -> np.ndarray:
-        """bool per pixel (flat index f = y * W + x, class cls): map i has class cls in the window."""
+    def query(self, i: int, ys, xs, cls, f, mask_fn=None) -> np.ndarray:
+        """bool per pixel (flat index f = y * W + x, class cls): map i has class cls in the window.
+        Undecided pixels are looked up exactly on map i's code array unless mask_fn is given."""
+        if mask_fn is None:
+            code = self.code[i]
+            top = int(np.iinfo(code.dtype).max)
+
+            def mask_fn(cc, take):
+                return take(code, top) == cc
         c = cls.astype(np.int32)
         if self.groups == 2:
             odd = (c & 1).astype(bool)
@@ -279,7 +291,6 @@ class _Pad:
     def __init__(self, shape, r: int):
         self.H, self.W = shape
         self.r = r
-        self.Wp = self.W + 2 * r
         self.cache = {}
 
     def __call__(self, arr, value=0):
@@ -288,22 +299,31 @@ class _Pad:
         if hit is None:
             a = arr.view(np.uint8) if arr.dtype == bool else arr
             r = self.r
-            hit = (arr, cv2.copyMakeBorder(a, r, r, r, r, cv2.BORDER_CONSTANT, value=value).ravel())
+            hit = (arr, cv2.copyMakeBorder(a, r, r, r, r, cv2.BORDER_CONSTANT, value=value))
             self.cache[key] = hit
         return hit[1]
 
-    def offsets(self, rects):
+    def windows(self, arr, value, ry: int, rx: int) -> np.ndarray:
+        """[H, W, 2ry+1, 2rx+1] view: the window centred on each pixel of arr padded with `value`.
+        Indexing it with pixel lists copies whole windows by strides, about five times faster
+        than a gather through a [n, window] index array, which also had to be built."""
+        r = self.r
+        padded = self.__call__(arr, value)[r - ry:, r - rx:]
+        return np.lib.stride_tricks.sliding_window_view(padded, (2 * ry + 1, 2 * rx + 1))[:self.H, :self.W]
+
+    @staticmethod
+    def kernel(rects) -> np.ndarray:
+        """bool (2ry+1)x(2rx+1): the union of the centred rectangles."""
         ry, rx = _reach(rects)
         kern = np.zeros((2 * ry + 1, 2 * rx + 1), dtype=bool)
         for rect in rects:
             hh, hw = rect.shape[0] // 2, rect.shape[1] // 2
             kern[ry - hh:ry + hh + 1, rx - hw:rx + hw + 1] = True
-        dy, dx = np.nonzero(kern)
-        return ((dy - ry) * self.Wp + (dx - rx)).astype(np.int64)
+        return kern
 
 
 _GATHER_CHUNK = 1 << 21
-_GATHER_COST = 4    # gathering a window value costs about this many pixels of a crop's dilation
+_GATHER_COST = 0.5    # gathering a window value costs about this many pixels of a crop's dilation
 
 
 def _exists_exact(ys, xs, cls, rects, mask_fn, pad) -> np.ndarray:
@@ -311,14 +331,16 @@ def _exists_exact(ys, xs, cls, rects, mask_fn, pad) -> np.ndarray:
 
     mask_fn(c, take) gives the mask of class c on the values take(arr[, value]) returns. Per class,
     whichever is cheaper: either the mask is gathered on the windows of its pixels (take gives
-    [n, window] values of arr padded with `value` by the largest reach; c is a column), or it is
-    built on the box of its pixels padded by the window (take gives arr[box]; c is an int) and
-    dilated there (the outside of the image never dilates into it)."""
+    [n, h, w] windows of arr padded with `value`, the bounding box of the rectangles, of which only
+    the rectangles' union counts; c is [n, 1, 1]), or it is built on the box of its pixels padded by
+    the window (take gives arr[box]; c is an int) and dilated there (the outside of the image never
+    dilates into it)."""
     out = np.zeros(ys.size, dtype=bool)
     if ys.size == 0:
         return out
     ry, rx = _reach(rects)
-    offs = pad.offsets(rects)
+    kern = pad.kernel(rects)
+    full = bool(kern.all())
     order = np.argsort(cls, kind="stable")
     cs = cls[order]
     starts = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]])
@@ -329,20 +351,22 @@ def _exists_exact(ys, xs, cls, rects, mask_fn, pad) -> np.ndarray:
     x1 = np.minimum(np.maximum.reduceat(xs_s, starts) + rx + 1, pad.W)
     counts = np.diff(np.r_[starts, cs.size])
     area = (y1 - y0).astype(np.int64) * (x1 - x0) * len(rects)
-    by_gather = counts * offs.size * _GATHER_COST < area
+    by_gather = counts * kern.size * _GATHER_COST < area
     g_sel = order[np.repeat(by_gather, counts)]
     if g_sel.size:
-        r = pad.r
-        centre = (ys[g_sel].astype(np.int64) + r) * pad.Wp + xs[g_sel] + r
+        gy, gx = ys[g_sel], xs[g_sel]
         cg = cls[g_sel]
-        step = max(1, _GATHER_CHUNK // offs.size)
+        step = max(1, _GATHER_CHUNK // kern.size)
         for s0 in range(0, g_sel.size, step):
-            idx = centre[s0:s0 + step, None] + offs[None, :]
+            sy, sx = gy[s0:s0 + step], gx[s0:s0 + step]
 
-            def take(arr, value=0, idx=idx):
-                return pad(arr, value)[idx]
+            def take(arr, value=0, sy=sy, sx=sx):
+                return pad.windows(arr, value, ry, rx)[sy, sx]
 
-            out[g_sel[s0:s0 + step]] = mask_fn(cg[s0:s0 + step, None], take).any(axis=1)
+            m = mask_fn(cg[s0:s0 + step, None, None], take)
+            if not full:
+                m &= kern
+            out[g_sel[s0:s0 + step]] = m.any(axis=(1, 2))
     for j in np.flatnonzero(~by_gather).tolist():
         sel = order[starts[j]:starts[j] + counts[j]]
         oy, ox = int(y0[j]), int(x0[j])
@@ -539,8 +563,7 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
     sel = np.flatnonzero(fp_valid)
     pad = _Pad(shape, max(d, bw, int(math.floor(theta))))
     near_pres = _Presence([(gi, g_cls)], (sq,), k, dt, pad=pad)
-    near = near_pres.query(0, fp_y[sel], fp_x[sel], fp_c[sel], fp_f[sel],
-                           lambda cc, take: take(gi, k + 2) == cc)
+    near = near_pres.query(0, fp_y[sel], fp_x[sel], fp_c[sel], fp_f[sel])
     out["bnd_trimap_union"][:] = n_gin + _count(fp_c[sel][near], k)
 
     # --- error breakdown -------------------------------------------------------------------------
@@ -554,14 +577,13 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
     fn_bnd = np.zeros(fn_f.size, dtype=bool)
     if bw > 0 and n_tp.any():
         rects = disk_rectangles(rounded_disk(bw))
-        pres = _Presence([(gi, agree)], rects, k, dt, pad=pad)
+        # one group: with the window copies the few more undecided pixels cost less than the
+        # ten more disk filters of a second group
+        pres = _Presence([(gi, agree)], rects, k, dt, groups=1, pad=pad)
         m1max = _max_filter(np.minimum(gi, pi), rects).ravel()
         m2min = _min_filter(np.maximum(gi, pi), rects).ravel()
 
         inside = np.ones(shape, dtype=u8)
-
-        def tp_mask(cc, take):
-            return (take(gi, k + 2) == cc) & (take(pi, k + 2) == cc)
 
         def tn_mask(cc, take):
             return (take(gi, k + 2) != cc) & (take(pi, k + 2) != cc) & (take(inside) != 0)
@@ -571,7 +593,7 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
             s = np.zeros(f_.size, dtype=bool)
             if f_.size == 0:
                 return s
-            a = np.flatnonzero(pres.query(0, ys_, xs_, cls_, f_, tp_mask))
+            a = np.flatnonzero(pres.query(0, ys_, xs_, cls_, f_))
             c64 = cls_[a].astype(np.int64)
             # a TN pixel (both values != c) is certain where a pixel has both values above c or
             # both below; else look it up exactly
@@ -590,11 +612,13 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
             sfn_map = np.zeros(shape, dtype=bool)
             sfn_map.ravel()[fn_f[s_fn]] = True
             grow = _Presence([(pi, sfp_map), (gi, sfn_map)], rects, k, dt, groups=1, pad=pad)
-            for side, (ys_, xs_, f_, cls_, pp_, smap, lmap, bnd) in enumerate((
-                    (fp_y, fp_x, fp_f, fp_c, fp_pp, sfp_map, pi, fp_bnd),
-                    (fn_y, fn_x, fn_f, fn_c, fn_pp, sfn_map, gi, fn_bnd))):
-                cand = grow.query(side, ys_, xs_, cls_, f_,
-                                  lambda cc, take, smap=smap, lmap=lmap: (take(smap) != 0) & (take(lmap, k + 2) == cc))
+            for side, (ys_, xs_, f_, cls_, pp_, seed, bnd) in enumerate((
+                    (fp_y, fp_x, fp_f, fp_c, fp_pp, s_fp, fp_bnd),
+                    (fn_y, fn_x, fn_f, fn_c, fn_pp, s_fn, fn_bnd))):
+                # a seed lies within the disk of itself: only the other error pixels are queried
+                cand = seed.copy()
+                q = np.flatnonzero(~seed)
+                cand[q] = grow.query(side, ys_[q], xs_[q], cls_[q], f_[q])
                 ci = np.flatnonzero(cand)
                 if ci.size == 0:
                     continue
@@ -629,12 +653,12 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
         f = np.flatnonzero(cp & valid & ~(cg & agree))
         ys, xs = np.divmod(f, W)
         c = pi.ravel()[f]
-        mp = bf.query(0, ys, xs, c, f, lambda cc, take: (take(cg) != 0) & (take(gi, k + 2) == cc))
+        mp = bf.query(0, ys, xs, c, f)
         matched_p = _count(c[mp], k)
         f = np.flatnonzero(cg & ~(cp & agree))
         ys, xs = np.divmod(f, W)
         c = gi.ravel()[f]
-        mg = bf.query(1, ys, xs, c, f, lambda cc, take: (take(cp) != 0) & (take(pi, k + 2) == cc))
+        mg = bf.query(1, ys, xs, c, f)
         matched_g = _count(c[mg], k)
         on_both = _hist_both(gi, cg & cp & agree, k)
         matched_p = matched_p + on_both
