@@ -1,16 +1,6 @@
 # ZegCLIP ViT-B/16, 512x512, coco-stuff171, transductive. Port of the upstream model (ZiqinZhou66/ZegCLIP @ 9ba4bb5).
 # Transductive zero-shot: self-training used unlabelled unseen pixels; no seen-class shift
-# at test.
-# Official checkpoint: see third_party/zegclip/checkpoints.yaml.
-_base_ = ['./_base_/coco_stuff171.py']
+# at test. Everything else is the inductive config's.
+_base_ = ['./zegclip_vitb16_512x512_coco-stuff171_inductive.py']
 
-model = dict(
-    backbone=dict(num_tokens=100),
-    decode_head=dict(num_classes=156),  # training classes; sizes only the (adaptive) loss buffer
-    class_names={{_base_.class_names}},
-    # upstream class text matrix (multi template recipe), MIT, see third_party/zegclip/ATTRIBUTION.md
-    text_embedding='third_party/zegclip/text_embedding_coco_multi.npy',
-    templates='multi',
-    seen_idx={{_base_.seen_idx}},
-    unseen_idx={{_base_.unseen_idx}},
-    setting='transductive')
+model = dict(setting='transductive')

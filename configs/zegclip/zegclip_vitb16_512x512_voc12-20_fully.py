@@ -1,15 +1,8 @@
 # ZegCLIP ViT-B/16, 512x512, voc12-20, fully. Port of the upstream model (ZiqinZhou66/ZegCLIP @ 9ba4bb5).
 # Fully supervised reference: trained on all classes; no seen-class shift at test.
-# Official checkpoint: see third_party/zegclip/checkpoints.yaml.
-_base_ = ['./_base_/voc12_20.py']
+# Everything else is the inductive config's.
+_base_ = ['./zegclip_vitb16_512x512_voc12-20_inductive.py']
 
 model = dict(
-    backbone=dict(num_tokens=10),
     decode_head=dict(num_classes=20),  # training classes; sizes only the (adaptive) loss buffer
-    class_names={{_base_.class_names}},
-    # upstream class text matrix (single template recipe), MIT, see third_party/zegclip/ATTRIBUTION.md
-    text_embedding='third_party/zegclip/text_embedding_voc12_single.npy',
-    templates='single',
-    seen_idx={{_base_.seen_idx}},
-    unseen_idx={{_base_.unseen_idx}},
     setting='fully')
