@@ -8,6 +8,10 @@ recomputes exactly the images that were not committed and never duplicates a row
 A shard of a split run (`--shard i/n`, torchrun) writes into its own part folder
 `RUN/records/<model>/shard-<i>-of-<n>/`; readers take the union of every part, so shards merge
 into one model, and an image recorded by any part counts as done for every later run.
+
+Chunks are written with pyarrow from the workers' numpy columns; pandas (0.2 s to import) is only
+needed to read records back, and is imported there: the scoring loop forks its metric workers
+before it is loaded (harness.scoring).
 """
 from __future__ import annotations
 
@@ -16,18 +20,25 @@ import os
 import re
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from harness.errors import UserError
 from harness.evaluate import TABLES
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 _CHUNK = re.compile(r"^(?P<table>[a-z_]+)-(?P<k>\d{5})\.parquet$")
 
 
-def _write_parquet_atomic(frame: pd.DataFrame, path: Path) -> None:
+def _write_parquet_atomic(columns: dict[str, np.ndarray], path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     tmp = path.with_name(path.name + ".tmp")
-    frame.to_parquet(tmp, index=False)
+    pq.write_table(pa.table(columns), tmp)
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
@@ -49,7 +60,9 @@ def done_images(model_dir: str | Path) -> set[str]:
     paths = [p for part in _parts(Path(model_dir)) for p in sorted(part.glob("images-*.parquet"))]
     if not paths:
         return set()
-    return set(pd.concat([pd.read_parquet(p, columns=["image"]) for p in paths])["image"])
+    import pyarrow.parquet as pq
+
+    return {image for p in paths for image in pq.read_table(p, columns=["image"]).column("image").to_pylist()}
 
 
 class RecordWriter:
@@ -85,27 +98,47 @@ class RecordWriter:
         if not self._buffer:
             return
         k = self._next_chunk
-        frames = tables_to_frames(self._buffer)
+        columns = concat_tables(self._buffer)
         for table in TABLES:  # "images" is last: it commits the chunk
-            if table == "images" or len(frames[table]):
-                _write_parquet_atomic(frames[table], self.dir / f"{table}-{k:05d}.parquet")
+            if table == "images" or len(columns[table]["image"]):
+                _write_parquet_atomic(columns[table], self.dir / f"{table}-{k:05d}.parquet")
         self._buffer.clear()
         self._next_chunk += 1
 
 
+def concat_tables(items) -> dict[str, dict[str, np.ndarray]]:
+    """Per-image tables [(image, {table: {column: array}})] -> per table, every image's rows
+    concatenated, with an `image` column first. A table without rows is {"image": []}."""
+    items = list(items)
+    out = {}
+    for table in TABLES:
+        parts = [(image, columns) for image, columns in ((im, t.get(table) or {}) for im, t in items)
+                 if columns and len(next(iter(columns.values())))]
+        if not parts:
+            out[table] = {"image": np.array([], dtype=object)}
+            continue
+        names = list(parts[0][1])
+        for image, columns in parts:
+            if list(columns) != names:  # every image of a run has the same columns (one protocol)
+                raise ValueError(f"table '{table}' of image '{image}' has columns {list(columns)}, not {names}")
+        counts = [len(columns[names[0]]) for _, columns in parts]
+        merged = {"image": np.repeat(np.array([image for image, _ in parts], dtype=object), counts)}
+        for name in names:
+            merged[name] = np.concatenate([columns[name] for _, columns in parts])
+        out[table] = merged
+    return out
+
+
 def tables_to_frames(items) -> dict[str, pd.DataFrame]:
     """Per-image tables [(image, {table: {column: array}})] -> one DataFrame per table, with `image`."""
-    frames = {table: [] for table in TABLES}
-    for image, tables in items:
-        for table in TABLES:
-            columns = tables.get(table) or {}
-            n = len(next(iter(columns.values()))) if columns else 0
-            if n:
-                frames[table].append(pd.DataFrame({"image": [image] * n, **columns}))
-    return {t: pd.concat(f, ignore_index=True) if f else pd.DataFrame({"image": []}) for t, f in frames.items()}
+    import pandas as pd
+
+    return {table: pd.DataFrame(columns) for table, columns in concat_tables(items).items()}
 
 
 def _read_part(part: Path) -> dict[str, list[pd.DataFrame]]:
+    import pandas as pd
+
     committed = {m["k"] for p in part.glob("images-*.parquet") if (m := _CHUNK.match(p.name))}
     out = {}
     for table in TABLES:
@@ -123,6 +156,8 @@ def read_tables(model_dir: str | Path, images=None) -> dict[str, pd.DataFrame]:
     (optional) keeps only those images. An image recorded by two parts is taken from the first.
     Absent tables are empty frames.
     """
+    import pandas as pd
+
     parts = [_read_part(p) for p in _parts(Path(model_dir))]
     owner: dict[str, int] = {}
     for index, part in enumerate(parts):

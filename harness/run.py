@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import records, runfolder
-from harness.aggregate import summarize
 from harness.dataset import DatasetSpec, load_dataset
 from harness.errors import SkipModel, UserError
 from harness.models import spec as specs
@@ -241,6 +240,8 @@ def _record_timing(entry: dict, status: str, seconds: float, result, updates: di
 
 def _merge(out: Path, protocol, dataset, stems, options: RunOptions):
     """Summaries of every model that ran, once every image is recorded; None while shards remain."""
+    from harness.aggregate import summarize  # pandas: imported after the metric workers are forked
+
     with runfolder.manifest_lock(out):
         manifest = runfolder.read_manifest(out)
         this_run = {m.name for m in options.models}

@@ -19,10 +19,10 @@ import os
 import platform
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from harness.aggregate import ModelSummary
+if TYPE_CHECKING:
+    from harness.aggregate import ModelSummary
 
 MANIFEST = "manifest.json"
 
@@ -98,6 +98,8 @@ def _finite(value):
 
 
 def write_outputs(run_dir: Path, summaries: dict[str, ModelSummary]) -> None:
+    import pandas as pd  # imported when needed: a run forks its metric workers before pandas is loaded
+
     run_dir = Path(run_dir)
     write_json_atomic(run_dir / "summary.json",
                       {m: {k: _finite(v) for k, v in s.scalars.items()} for m, s in summaries.items()})

@@ -24,11 +24,15 @@ from dataclasses import dataclass, field
 
 import cc3d
 import cv2
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from harness.metrics.objects import ObjectMap
 from harness.metrics.size import object_boxes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _occlusion_buckets():
@@ -127,6 +131,8 @@ def occlusion_summary(objects: pd.DataFrame, cfg: OcclusionConfig | None = None)
     plus occlusion_from_amodal_share (%), occlusion_source ("amodal", "proxy" or "mixed" in the
     table's `source` column) and mean_occlusion. Empty buckets give NaN and count 0.
     """
+    import pandas as pd  # per dataset only: scoring workers are forked before pandas is loaded
+
     cfg = cfg or OcclusionConfig()
     if objects is None or len(objects) == 0:
         level = iou = np.zeros(0)

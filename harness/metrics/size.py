@@ -20,10 +20,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from harness.metrics.objects import ObjectMap, components
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _coco_buckets():
@@ -189,6 +193,7 @@ def iiou(cls: np.ndarray, area: np.ndarray, tp: np.ndarray, fp_share: np.ndarray
     """
     if len(cls) == 0:
         return math.nan
+    import pandas as pd  # per dataset only: scoring workers are forked before pandas is loaded
     df = pd.DataFrame({"cls": cls, "area": area, "tp": tp, "fp": fp_share})
     df["w"] = df["cls"].map(mean_area).to_numpy(dtype=np.float64) / df["area"].to_numpy(dtype=np.float64)
     df["itp"] = df["w"] * df["tp"]
@@ -200,6 +205,8 @@ def iiou(cls: np.ndarray, area: np.ndarray, tp: np.ndarray, fp_share: np.ndarray
 
 
 def _empty_objects() -> pd.DataFrame:
+    import pandas as pd  # per dataset only: scoring workers are forked before pandas is loaded
+
     return pd.DataFrame({c: pd.Series(dtype=np.float64) for c in ("class", "area", "rel_area", "tp", "recall",
                                                                     "fp_share", "iou", "hit")})
 
@@ -221,6 +228,8 @@ def size_summary(objects: pd.DataFrame, fp_blobs: pd.DataFrame, n_images: int, c
     (pct_edge@<p>). Table: one row per bucket (and one for
     all objects). Empty buckets give NaN ratios and zero counts.
     """
+    import pandas as pd  # per dataset only: scoring workers are forked before pandas is loaded
+
     cfg = cfg or SizeConfig()
     if objects is None or len(objects) == 0:
         objects = _empty_objects()
