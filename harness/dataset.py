@@ -27,6 +27,7 @@ import numpy as np
 
 from harness.errors import UserError
 from harness.imageio import read_label_png
+from harness.metrics.histogram import label_counts
 from harness.yamlcfg import load_yaml_mapping
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -105,13 +106,14 @@ class DatasetSpec:
     def load_label(self, stem: str) -> np.ndarray:
         """Ground truth as int32 train ids, ignore pixels = ignore_index; values are checked."""
         path = self.label_path(stem)
-        raw = read_label_png(path).astype(np.int32)
+        raw = read_label_png(path)
         if self.reduce_zero_label:
             # mmseg's convention: 0 (background/other) is ignored and every other id shifts down by one.
+            raw = raw.astype(np.int32)
             raw = np.where(raw == 0, self.ignore_index, raw - 1)
             raw[raw == self.ignore_index - 1] = self.ignore_index
-        check_label_values(raw, self.num_classes, self.ignore_index, path, what="label")
-        return raw
+        check_label_values(raw, self.num_classes, self.ignore_index, path, what="label")  # fastest on the PNG's dtype
+        return raw.astype(np.int32, copy=False)
 
     def load_instances(self, stem: str) -> np.ndarray | None:
         if self.instances_dir is None:
@@ -138,7 +140,7 @@ def check_label_values(labels: np.ndarray, num_classes: int, ignore_index: int, 
     if labels.size and labels.min() < 0:
         values = np.unique(labels)
     else:  # non-negative ids: a histogram finds the values present in O(pixels), without sorting
-        values = np.flatnonzero(np.bincount(labels.ravel()))
+        values = np.flatnonzero(label_counts(labels, int(labels.max()) + 1 if labels.size else 0))
     bad = values[((values < 0) | (values >= num_classes)) & (values != ignore_index)]
     if bad.size:
         shown = ", ".join(str(v) for v in bad[:5]) + (" ..." if bad.size > 5 else "")

@@ -34,10 +34,9 @@ def check_prediction(pred: np.ndarray, gt: np.ndarray, dataset: DatasetSpec, pat
     if pred.shape != gt.shape:
         raise UserError(f"prediction is {pred.shape[1]}x{pred.shape[0]} (WxH) but its label is "
                         f"{gt.shape[1]}x{gt.shape[0]}", path)
-    pred = pred.astype(np.int32, copy=False)
     # The ignore value is allowed in predictions too (mmseg drops those pixels only via the gt).
     check_label_values(pred, dataset.num_classes, dataset.ignore_index, path, what="prediction")
-    return pred
+    return pred.astype(np.int32, copy=False)
 
 
 def evaluate_image(inputs: ImageInputs, dataset: DatasetSpec, protocol: Protocol) -> dict[str, dict[str, np.ndarray]]:

@@ -137,14 +137,14 @@ def tables_to_frames(items) -> dict[str, pd.DataFrame]:
 
 
 def _read_part(part: Path) -> dict[str, list[pd.DataFrame]]:
-    import pandas as pd
+    import pyarrow.parquet as pq  # pyarrow's reader directly: pandas' read_parquet adds ~5 ms a file
 
     committed = {m["k"] for p in part.glob("images-*.parquet") if (m := _CHUNK.match(p.name))}
     out = {}
     for table in TABLES:
         paths = sorted(p for p in part.glob(f"{table}-*.parquet")
                        if (m := _CHUNK.match(p.name)) and m["k"] in committed)
-        out[table] = [pd.read_parquet(p) for p in paths]
+        out[table] = [pq.read_table(p).to_pandas() for p in paths]
     return out
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 import cc3d
 import numpy as np
 
+from harness.metrics.histogram import label_counts
+
 
 @dataclass
 class ObjectMap:
@@ -30,6 +32,8 @@ class ObjectMap:
     # For source "instances": instance_ids[k-1] = the id object k has in the instance map (objects
     # are numbered in ascending instance id; instances with no valid pixel are dropped). None else.
     instance_ids: np.ndarray | None = None
+    # For source "components": the connectivity they were made with (each object is one piece).
+    connectivity: int | None = None
     _areas: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
     _boxes: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
@@ -40,7 +44,7 @@ class ObjectMap:
     def areas(self) -> np.ndarray:
         """Pixel count (n,) int64 of objects 1..n (computed once, then cached)."""
         if self._areas is None:
-            self._areas = np.bincount(self.ids.ravel(), minlength=self.n + 1)[1 : self.n + 1].astype(np.int64)
+            self._areas = label_counts(self.ids, self.n + 1)[1:]
         return self._areas
 
     def boxes(self) -> np.ndarray:
@@ -112,7 +116,8 @@ def extract_objects(gt: np.ndarray, ignore_index: int, instances: np.ndarray | N
     if instances is None:
         valid = _valid_mask(gt, ignore_index, thing_mask)
         cc, comp_labels = components(gt, valid, connectivity)
-        return ObjectMap(ids=cc.astype(np.int32, copy=False), classes=comp_labels, source="components")
+        return ObjectMap(ids=cc.astype(np.int32, copy=False), classes=comp_labels, source="components",
+                         connectivity=connectivity)
 
     instances = np.asarray(instances)
     if instances.shape != gt.shape:

@@ -91,6 +91,10 @@ def occlusion_rows(objects: ObjectMap, amodal: dict | None = None, connectivity:
     """
     ids = objects.ids
     n = objects.n
+    if objects.source == "components" and objects.connectivity == connectivity:
+        fragments = np.ones(n, dtype=np.int64)  # a connected component is one piece by construction
+    else:
+        fragments = fragment_counts(ids, n, connectivity)
     proxy = box_proxy(ids, n, objects.areas(), objects.boxes())
     level = proxy.copy()
     source = np.full(n, "proxy", dtype="<U6")
@@ -112,7 +116,7 @@ def occlusion_rows(objects: ObjectMap, amodal: dict | None = None, connectivity:
             level[k] = min(1.0, max(0.0, 1.0 - visible / amodal_area))
             source[k] = "amodal"
     return {"occlusion": level, "occlusion_source": source, "occlusion_proxy": proxy,
-            "fragments": fragment_counts(ids, n, connectivity)}
+            "fragments": fragments}
 
 
 def _in_bucket(level: np.ndarray, lo, hi) -> np.ndarray:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from harness.metrics.histogram import label_counts
 from harness.metrics.objects import ObjectMap, components
 
 if TYPE_CHECKING:
@@ -99,12 +100,10 @@ def object_rows(gt: np.ndarray, pred: np.ndarray, objects: ObjectMap, ignore_ind
         lut[0] = -1
         lut[1:] = classes
         tp_mask = (p == lut[flat_ids]) & (flat_ids > 0)
-    tp = np.bincount(flat_ids[tp_mask], minlength=n + 1)[1:].astype(np.int64)
+    tp = label_counts(np.where(tp_mask, flat_ids, 0), n + 1)[1:]
     # FP per class of the objects: pred == c on non-ignored pixels whose gt is not c.
     top = int(classes.max()) + 1
-    fp_pix = p[(p != g) & (g != ignore_index)].astype(np.int64, copy=False)
-    fp_pix = fp_pix[(fp_pix >= 0) & (fp_pix < top)]
-    fp = np.bincount(fp_pix, minlength=top).astype(np.float64)
+    fp = label_counts(np.where((p != g) & (g != ignore_index), p, top), top).astype(np.float64)
     class_area = np.bincount(classes, weights=area, minlength=top)
     fp_share = fp[classes] * area / class_area[classes]
     recall = tp / area
@@ -135,9 +134,8 @@ def fp_blob_rows(gt: np.ndarray, pred: np.ndarray, ignore_index: int, connectivi
     valid = (gt != ignore_index) & (pred != ignore_index) & (pred >= 0)
     cc, comp_cls = components(pred, valid, connectivity)
     m = comp_cls.size
-    flat = cc.ravel()
-    area = np.bincount(flat, minlength=m + 1)[1:].astype(np.int64)
-    touched = np.bincount(flat[(pred.ravel() == gt.ravel()) & (flat > 0)], minlength=m + 1)[1:] > 0
+    area = label_counts(cc, m + 1)[1:]
+    touched = label_counts(np.where(pred == gt, cc, 0), m + 1)[1:] > 0
     keep = ~touched
     if thing_mask is not None:
         tm = np.asarray(thing_mask, dtype=bool)
@@ -183,6 +181,17 @@ def worst_mean(values: np.ndarray, fraction: float) -> float:
     return float(np.mean(np.partition(values, k - 1)[:k]))
 
 
+def _per_class(cls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(classes present, sorted; index of each row's class in them)."""
+    return np.unique(np.asarray(cls, dtype=np.int64), return_inverse=True)
+
+
+def _class_means(values: np.ndarray, cls: np.ndarray) -> np.ndarray:
+    """Mean of `values` per class present (in class order)."""
+    _, index = _per_class(cls)
+    return np.bincount(index, weights=values) / np.bincount(index)
+
+
 def iiou(cls: np.ndarray, area: np.ndarray, tp: np.ndarray, fp_share: np.ndarray,
          mean_area: dict, fp_override: dict | None = None) -> float:
     """Cityscapes-style instance-level IoU (fraction), mean over the classes of the given objects.
@@ -193,15 +202,17 @@ def iiou(cls: np.ndarray, area: np.ndarray, tp: np.ndarray, fp_share: np.ndarray
     """
     if len(cls) == 0:
         return math.nan
-    import pandas as pd  # per dataset only: scoring workers are forked before pandas is loaded
-    df = pd.DataFrame({"cls": cls, "area": area, "tp": tp, "fp": fp_share})
-    df["w"] = df["cls"].map(mean_area).to_numpy(dtype=np.float64) / df["area"].to_numpy(dtype=np.float64)
-    df["itp"] = df["w"] * df["tp"]
-    df["ifn"] = df["w"] * (df["area"] - df["tp"])
-    g = df.groupby("cls")[["itp", "ifn", "fp"]].sum()
+    classes, index = _per_class(cls)
+    area = np.asarray(area, dtype=np.float64)
+    tp = np.asarray(tp, dtype=np.float64)
+    weight = np.array([mean_area[c] for c in classes.tolist()], dtype=np.float64)[index] / area
+    itp = np.bincount(index, weights=weight * tp)
+    ifn = np.bincount(index, weights=weight * (area - tp))
     if fp_override is not None:
-        g["fp"] = [float(fp_override.get(c, 0.0)) for c in g.index]
-    return float(np.mean(g["itp"] / (g["itp"] + g["ifn"] + g["fp"])))
+        fp = np.array([float(fp_override.get(c, 0.0)) for c in classes.tolist()])
+    else:
+        fp = np.bincount(index, weights=np.asarray(fp_share, dtype=np.float64))
+    return float(np.mean(itp / (itp + ifn + fp)))
 
 
 def _empty_objects() -> pd.DataFrame:
@@ -245,7 +256,7 @@ def size_summary(objects: pd.DataFrame, fp_blobs: pd.DataFrame, n_images: int, c
     recall = objects["recall"].to_numpy(dtype=np.float64)
     blob_area = fp_blobs["area"].to_numpy(dtype=np.float64)
     blob_rel = fp_blobs["rel_area"].to_numpy(dtype=np.float64)
-    mean_area = pd.Series(area).groupby(cls).mean().to_dict() if cls.size else {}
+    mean_area = dict(zip(np.unique(cls).tolist(), _class_means(area, cls).tolist())) if cls.size else {}
     fp_override = None
     if pixel_fp is not None and len(pixel_fp):
         fp_override = pixel_fp.groupby("class")["fp"].sum().to_dict()
@@ -262,7 +273,7 @@ def size_summary(objects: pd.DataFrame, fp_blobs: pd.DataFrame, n_images: int, c
                 "object_recall": 100 * float(hit[sel].mean()) if n else math.nan,
                 "object_IoU": 100 * float(iou[sel].mean()) if n else math.nan,
                 # Wang et al.'s mIoU^K: mean over classes of the class's mean object IoU
-                "mIoUK": 100 * float(pd.Series(iou[sel]).groupby(cls[sel]).mean().mean()) if n else math.nan,
+                "mIoUK": 100 * float(_class_means(iou[sel], cls[sel]).mean()) if n else math.nan,
                 "mean_pixel_recall": 100 * float(recall[sel].mean()) if n else math.nan,
                 "iIoU": 100 * iiou(cls[sel], area[sel], tp[sel], fp_share[sel], mean_area, fp_over),
                 worst_name: 100 * worst_mean(iou[sel], frac),
