@@ -1,6 +1,6 @@
 """Benchmark: scoring saved predictions with every protocol, whole process, as a user runs it.
 
-    .venv/bin/python bench/bench_metrics.py [--maps 48] [--size 512] [--classes 150] [--workers 2]
+    .venv/bin/python bench/bench_metrics.py [--maps 48] [--size 512] [--classes 150] [--workers 2] [--repeat 5]
 
 Writes a synthetic dataset (piecewise-constant scenes with ~20 of the classes present and many small
 objects; predictions = the ground truth with shifted boundaries, dropped and spurious blobs), then
@@ -8,10 +8,13 @@ times `zeg-eval run` in a fresh process for each protocol and prints maps/s, pea
 the process and its workers) and the speed ratio against beyond-iou's evaluator on the same kind of
 maps (25.7 s for 48 maps of 512x512 with 150 classes, measured on this 2-core machine; see the issue).
 With --maps N and --maps 4N the peak memory shows whether memory stays flat in the number of images.
+Each protocol runs --repeat times into a fresh folder; the median time is shown (one run of about a
+second on a shared 2-core machine varies by +-5%), with the fastest and slowest.
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,8 +61,8 @@ def write_data(root: Path, n: int, size: int, num_classes: int) -> None:
     (root / "data" / "dataset.yaml").write_text(yaml.safe_dump({"classes": names, "unseen": names[-15:]}))
 
 
-def time_run(protocol: Path, root: Path, workers: int) -> tuple[float, float]:
-    out = root / f"run-{protocol.stem}"
+def time_run(protocol: Path, root: Path, workers: int, attempt: int = 0) -> tuple[float, float]:
+    out = root / f"run-{protocol.stem}-{attempt}"
     # A fresh process per protocol; it reports the max RSS of itself and of its metric workers.
     wrapper = ("import resource, sys; from harness.cli import main; rc = main(sys.argv[1:]); "
                "usage = resource.getrusage; print('PEAK_KIB', max(usage(resource.RUSAGE_SELF).ru_maxrss, "
@@ -79,6 +82,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--classes", type=int, default=150)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=5, help="runs per protocol (median shown)")
     parser.add_argument("--protocols", nargs="*", default=["small_targets", "occlusion", "boundary", "all"])
     args = parser.parse_args()
     repo = Path(__file__).resolve().parents[1]
@@ -86,12 +90,16 @@ def main() -> None:
         root = Path(tmp)
         write_data(root, args.maps, args.size, args.classes)
         print(f"{args.maps} maps {args.size}x{args.size}, {args.classes} classes, {args.workers} workers")
-        print(f"{'protocol':<14} {'seconds':>8} {'maps/s':>8} {'peak MiB':>9} {'x beyond-iou':>13}")
+        print(f"{'protocol':<14} {'seconds':>8} {'min-max':>11} {'maps/s':>8} {'peak MiB':>9} {'x beyond-iou':>13}")
         for name in args.protocols:
-            seconds, peak = time_run(repo / "protocols" / f"{name}.yaml", root, args.workers)
+            runs = [time_run(repo / "protocols" / f"{name}.yaml", root, args.workers, i) for i in range(args.repeat)]
+            times = sorted(seconds for seconds, _ in runs)
+            seconds = statistics.median(times)
+            peak = max(peak for _, peak in runs)
             reference = BEYOND_IOU_SECONDS_PER_48 * args.maps / 48 * (args.size / 512) ** 2
-            print(f"{name:<14} {seconds:8.2f} {args.maps / seconds:8.1f} {peak:9.0f} {reference / seconds:13.1f}")
-
+            spread = f"{times[0]:.2f}-{times[-1]:.2f}"
+            print(f"{name:<14} {seconds:8.2f} {spread:>11} {args.maps / seconds:8.1f} {peak:9.0f} "
+                  f"{reference / seconds:13.1f}")
 
 if __name__ == "__main__":
     main()
