@@ -57,7 +57,8 @@ def evaluate_image(inputs: ImageInputs, dataset: DatasetSpec, protocol: Protocol
         connectivity = size_cfg.connectivity
         objects = objects_mod.extract_objects(gt, ignore, instances=inputs.instances,
                                               thing_mask=dataset.thing_mask, connectivity=connectivity)
-        rows = size.object_rows(gt, pred, objects, ignore, hit_threshold=size_cfg.hit_threshold)
+        class_fp = (pixel["class"], pixel["pred_area"] - pixel["intersect"])
+        rows = size.object_rows(gt, pred, objects, ignore, hit_threshold=size_cfg.hit_threshold, class_fp=class_fp)
         if "occlusion" in families:
             from harness.metrics import occlusion
 

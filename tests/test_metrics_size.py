@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from conftest import REALDATA
+from harness.metrics import standard
 from harness.metrics.objects import ObjectMap, extract_objects
 from harness.metrics.size import SizeConfig, fp_blob_rows, object_rows, percentile_buckets, size_summary
 
@@ -167,6 +168,11 @@ def test_object_rows_apportioned_fp_iou_and_hit():
     assert rows["hit"].tolist() == [True, True]          # 0.5 >= 0.5
     strict = object_rows(gt, pred, obj, IGN, hit_threshold=0.6)
     assert strict["hit"][a] and not strict["hit"][b]
+    # the FP pixels the standard family counts (pred_area - intersect) give the same rows
+    counts = standard.image_class_counts(gt.astype(np.int32), pred.astype(np.int32), IGN)
+    given = object_rows(gt, pred, obj, IGN, class_fp=(counts["class"], counts["pred_area"] - counts["intersect"]))
+    for column, values in rows.items():
+        np.testing.assert_array_equal(given[column], values, err_msg=column)
 
 
 def test_object_rows_stuff_component():

@@ -53,7 +53,11 @@ class ObjectMap:
             boxes = np.zeros((self.n, 4), dtype=np.int64)
             if self.n:
                 # cc3d gives (row min, row max, col min, col max), inclusive, for labels 0..max id
-                stats = cc3d.statistics(self.ids, no_slice_conversion=True)["bounding_boxes"][1 : self.n + 1]
+                statistics = cc3d.statistics(self.ids, no_slice_conversion=True)
+                stats = statistics["bounding_boxes"][1 : self.n + 1]
+                if self._areas is None:  # the pixel counts come with the boxes
+                    counts = statistics["voxel_counts"][1 : self.n + 1].astype(np.int64)
+                    self._areas = np.pad(counts, (0, self.n - counts.size))
                 found = np.flatnonzero(self.areas()[: len(stats)] > 0)
                 r0, r1, c0, c1 = (stats[found, i].astype(np.int64) for i in range(4))
                 boxes[found] = np.stack([c0, r0, c1 + 1, r1 + 1], axis=1)

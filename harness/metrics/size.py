@@ -65,7 +65,8 @@ def object_boxes(ids: np.ndarray, n: int) -> np.ndarray:
 
 
 def object_rows(gt: np.ndarray, pred: np.ndarray, objects: ObjectMap, ignore_index: int,
-                hit_threshold: float = 0.5) -> dict[str, np.ndarray]:
+                hit_threshold: float = 0.5, class_fp: tuple[np.ndarray, np.ndarray] | None = None
+                ) -> dict[str, np.ndarray]:
     """One row per object of `objects` (in object order 1..n).
 
     Columns: object (1..n), class, area (pixels of the object), rel_area (area / (H*W)),
@@ -73,6 +74,8 @@ def object_rows(gt: np.ndarray, pred: np.ndarray, objects: ObjectMap, ignore_ind
     class), recall = tp / area, fp_share = FP_c * area / Σ areas of the image's class-c objects
     where FP_c = #(pred == c, gt != c, gt != ignore), iou = tp / (area + fp_share),
     hit = recall >= hit_threshold. Fractions are 0..1 here; summaries turn them into percent.
+    class_fp: optional (classes, FP_c) of this image, e.g. the standard family's pred_area -
+    intersect, which counts exactly these pixels; computed here when not given.
     """
     gt = np.asarray(gt)
     pred = np.asarray(pred)
@@ -88,28 +91,35 @@ def object_rows(gt: np.ndarray, pred: np.ndarray, objects: ObjectMap, ignore_ind
         return out
     ids = objects.ids
     flat_ids = ids.ravel()
+    boxes = objects.boxes()  # first: the statistics that give the boxes give the areas too
     area = objects.areas()
     g = gt.ravel()
     p = pred.ravel()
     # TP: object pixels whose prediction equals the object's class. A component's pixels all have
     # gt == its class, so there pred == gt suffices; an instance may hold pixels of other classes.
     if objects.source == "components":
-        tp_mask = (p == g) & (flat_ids > 0)
+        tp_mask = p == g
     else:
         lut = np.empty(n + 1, dtype=np.int64)
         lut[0] = -1
         lut[1:] = classes
-        tp_mask = (p == lut[flat_ids]) & (flat_ids > 0)
-    tp = label_counts(np.where(tp_mask, flat_ids, 0), n + 1)[1:]
+        tp_mask = p == lut[flat_ids]
+    tp = label_counts(np.where(tp_mask, flat_ids, 0), n + 1)[1:]  # bin 0 (no object) is dropped
     # FP per class of the objects: pred == c on non-ignored pixels whose gt is not c.
     top = int(classes.max()) + 1
-    fp = label_counts(np.where((p != g) & (g != ignore_index), p, top), top).astype(np.float64)
+    fp = np.zeros(top, dtype=np.float64)
+    if class_fp is not None:
+        fp_classes, fp_counts = (np.asarray(a, dtype=np.int64) for a in class_fp)
+        inside = (fp_classes >= 0) & (fp_classes < top)
+        fp[fp_classes[inside]] = fp_counts[inside]
+    else:
+        fp_pix = p[(p != g) & (g != ignore_index)]
+        fp[:] = label_counts(fp_pix, top)
     class_area = np.bincount(classes, weights=area, minlength=top)
     fp_share = fp[classes] * area / class_area[classes]
     recall = tp / area
     iou = tp / (area + fp_share)
     h, w = gt.shape
-    boxes = objects.boxes()
     return {"object": np.arange(1, n + 1, dtype=np.int64), "class": classes.copy(), "area": area,
             "rel_area": area / float(h * w), "bbox_x0": boxes[:, 0], "bbox_y0": boxes[:, 1],
             "bbox_x1": boxes[:, 2], "bbox_y1": boxes[:, 3], "tp": tp, "recall": recall,
