@@ -45,7 +45,8 @@ def evaluate_image(inputs: ImageInputs, dataset: DatasetSpec, protocol: Protocol
     pixel = standard.image_class_counts(gt, pred, ignore)
     tables = {"pixel": pixel, "objects": {}, "fp_blobs": {},
               "images": {"height": np.array([gt.shape[0]]), "width": np.array([gt.shape[1]]),
-                         "n_valid": np.array([int((gt != ignore).sum())])}}
+                         # every non-ignored gt pixel is in the label area of its class
+                         "n_valid": np.array([int(pixel["label_area"].sum())])}}
     if "boundary" in families:
         from harness.metrics import boundary
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from harness.metrics.histogram import label_counts
+from harness.metrics.histogram import byte_pair_counts, label_counts
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int32, np.int64])
@@ -26,3 +26,12 @@ def test_values_outside_the_range_are_not_counted(low, high):
 def test_one_dimensional_and_empty():
     np.testing.assert_array_equal(label_counts(np.array([2, 2, 0], np.uint8), 4), [1, 0, 2, 0])
     np.testing.assert_array_equal(label_counts(np.zeros((0, 5), np.uint16), 3), [0, 0, 0])
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (1, 5), (0, 4)])
+def test_byte_pair_counts_equals_bincount_of_pairs(shape):
+    rng = np.random.default_rng(3)
+    a = rng.integers(0, 256, shape).astype(np.int32)
+    b = rng.integers(0, 256, shape).astype(np.uint8)
+    expected = np.bincount((a.ravel() * 256 + b.ravel()).astype(np.int64), minlength=1 << 16).reshape(256, 256)
+    np.testing.assert_array_equal(byte_pair_counts(a, b), expected)

@@ -31,3 +31,18 @@ def label_counts(labels: np.ndarray, n: int) -> np.ndarray:
     if flat.dtype.kind == "i" and flat.min() < 0:
         flat = flat[flat >= 0]
     return np.bincount(flat, minlength=n)[:n].astype(np.int64)
+
+
+def byte_pair_counts(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """int64 [256, 256]: counts[i, j] = the number of pixels with a == i and b == j, for two maps
+    of one shape whose values are all in 0..255 (the caller checks). One cv2.calcHist over both,
+    about twice as fast as np.bincount of a 16-bit code."""
+    a8 = np.ascontiguousarray(a, dtype=np.uint8)
+    b8 = np.ascontiguousarray(b, dtype=np.uint8)
+    if a8.size and a8.size < _EXACT_PIXELS:
+        table_a = a8.reshape(a8.shape[0], -1) if a8.ndim > 1 else a8[None]
+        table_b = b8.reshape(table_a.shape)
+        hist = cv2.calcHist([table_a, table_b], [0, 1], None, [256, 256], [0, 256, 0, 256])
+        return hist.astype(np.int64)
+    code = (a8.astype(np.uint16) << 8) | b8
+    return np.bincount(code.ravel(), minlength=1 << 16).reshape(256, 256).astype(np.int64)

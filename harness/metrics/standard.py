@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.metrics.histogram import byte_pair_counts
+
 COUNT_COLUMNS = ("intersect", "pred_area", "label_area")
 
 
@@ -30,8 +32,7 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, ignore_index: int) -> d
     """
     if gt.size and max(int(gt.max()), int(pred.max())) < 256 and min(int(gt.min()), int(pred.min())) >= 0:
         # ids fit a byte: one 256x256 histogram of (gt, pred) pairs, with the ignore row dropped after
-        code = (gt.astype(np.uint16) << 8) | pred.astype(np.uint16)
-        confusion = np.bincount(code.ravel(), minlength=1 << 16).reshape(256, 256)
+        confusion = byte_pair_counts(gt, pred)
         if 0 <= ignore_index < 256:
             confusion[ignore_index] = 0
         label_area, pred_area = confusion.sum(1), confusion.sum(0)
