@@ -15,7 +15,8 @@ import numpy as np
 
 from harness.dataset import DatasetSpec, check_label_values
 from harness.errors import UserError
-from harness.metrics import standard
+from harness.metrics import boundary, occlusion, size, standard
+from harness.metrics import objects as objects_mod
 from harness.protocol import Protocol
 
 TABLES = ("pixel", "objects", "fp_blobs", "images")
@@ -48,12 +49,8 @@ def evaluate_image(inputs: ImageInputs, dataset: DatasetSpec, protocol: Protocol
                          # every non-ignored gt pixel is in the label area of its class
                          "n_valid": np.array([int(pixel["label_area"].sum())])}}
     if "boundary" in families:
-        from harness.metrics import boundary
-
         pixel.update(boundary.image_class_counts(gt, pred, pixel["class"], ignore, families["boundary"]))
     if "size" in families or "occlusion" in families:
-        from harness.metrics import objects as objects_mod, size
-
         size_cfg = families.get("size") or size.SizeConfig()
         connectivity = size_cfg.connectivity
         objects = objects_mod.extract_objects(gt, ignore, instances=inputs.instances,
@@ -61,8 +58,6 @@ def evaluate_image(inputs: ImageInputs, dataset: DatasetSpec, protocol: Protocol
         class_fp = (pixel["class"], pixel["pred_area"] - pixel["intersect"])
         rows = size.object_rows(gt, pred, objects, ignore, hit_threshold=size_cfg.hit_threshold, class_fp=class_fp)
         if "occlusion" in families:
-            from harness.metrics import occlusion
-
             rows.update(occlusion.occlusion_rows(objects, inputs.amodal))
         tables["objects"] = rows
         if "size" in families:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -62,8 +63,8 @@ def default_workers() -> int:
 
 def _init_worker(context: ScoreContext):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and stops the pool
-    # No cv2.setNumThreads here: in a forked child of a process whose OpenCV thread pool already
-    # ran, it waits forever for threads that fork did not copy.
+    # OpenCV's thread count is set by the parent before the fork (score_model): here, in a forked
+    # child of a process whose OpenCV thread pool already ran, it would wait on threads fork did not copy.
     _WORKER_STATE["context"] = context
 
 
@@ -152,10 +153,18 @@ def score_model(dataset: DatasetSpec, protocol: Protocol, model_dir: Path, stems
             # Python's recipe for fork without exec: frozen objects are left out of every later
             # collection, so the workers neither scan nor copy-on-write the parent's objects.
             gc.freeze()
-            with ctx.Pool(workers, initializer=_init_worker, initargs=(context,)) as pool:
-                if stream is None:
-                    _import_in_background(SUMMARY_MODULES)
-                result.metric_wait_seconds = _pipeline(pool, items, writer, bar, max_inflight)
+            # Each worker is one core's worth of work: OpenCV's own threads in every worker would
+            # only contend with the other workers (-5% CPU). Set before the fork, as the workers
+            # inherit it (in a forked child, setNumThreads may wait on threads fork did not copy).
+            cv_threads = cv2.getNumThreads()
+            cv2.setNumThreads(1)
+            try:
+                with ctx.Pool(workers, initializer=_init_worker, initargs=(context,)) as pool:
+                    if stream is None:
+                        _import_in_background(SUMMARY_MODULES)
+                    result.metric_wait_seconds = _pipeline(pool, items, writer, bar, max_inflight)
+            finally:
+                cv2.setNumThreads(cv_threads)
     finally:
         writer.flush()  # whatever finished is committed, also on Ctrl-C or an error
         bar.close()
