@@ -250,7 +250,7 @@ def _merge(out: Path, protocol, dataset, stems, options: RunOptions):
         for name, entry in manifest["models"].items():
             if entry.get("status") == "skipped":
                 continue
-            frames = records.read_tables(runfolder.model_dir(out, name), images=stems)
+            frames = records.read_tables(runfolder.model_dir(out, name), images=stems, pixel_sums=True)
             if len(frames["images"]) < len(stems):
                 if name not in this_run:
                     continue  # a model of an earlier run over other images
