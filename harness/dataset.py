@@ -104,7 +104,9 @@ class DatasetSpec:
         raise UserError(f"no image for '{stem}' ({'/'.join(IMAGE_SUFFIXES)})", self.images_dir)
 
     def load_label(self, stem: str) -> np.ndarray:
-        """Ground truth as int32 train ids, ignore pixels = ignore_index; values are checked."""
+        """Ground truth train ids, ignore pixels = ignore_index; values are checked. Kept in the PNG's
+        dtype (uint8 or uint16; int32 after reduce_zero_label): the metrics take any integer map,
+        and on bytes their passes move a quarter of the memory."""
         path = self.label_path(stem)
         raw = read_label_png(path)
         if self.reduce_zero_label:
@@ -112,8 +114,8 @@ class DatasetSpec:
             raw = raw.astype(np.int32)
             raw = np.where(raw == 0, self.ignore_index, raw - 1)
             raw[raw == self.ignore_index - 1] = self.ignore_index
-        check_label_values(raw, self.num_classes, self.ignore_index, path, what="label")  # fastest on the PNG's dtype
-        return raw.astype(np.int32, copy=False)
+        check_label_values(raw, self.num_classes, self.ignore_index, path, what="label")
+        return raw
 
     def load_instances(self, stem: str) -> np.ndarray | None:
         if self.instances_dir is None:

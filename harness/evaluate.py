@@ -24,7 +24,7 @@ TABLES = ("pixel", "objects", "fp_blobs", "images")
 
 @dataclass
 class ImageInputs:
-    gt: np.ndarray                       # HxW int32 train ids, ignore = dataset.ignore_index
+    gt: np.ndarray                       # HxW integer train ids, ignore = dataset.ignore_index
     pred: np.ndarray                     # HxW predicted ids
     instances: np.ndarray | None = None  # HxW instance ids (0 = none)
     amodal: dict | None = None           # instance id -> HxW bool amodal mask
@@ -37,7 +37,7 @@ def check_prediction(pred: np.ndarray, gt: np.ndarray, dataset: DatasetSpec, pat
                         f"{gt.shape[1]}x{gt.shape[0]}", path)
     # The ignore value is allowed in predictions too (mmseg drops those pixels only via the gt).
     check_label_values(pred, dataset.num_classes, dataset.ignore_index, path, what="prediction")
-    return pred.astype(np.int32, copy=False)
+    return pred
 
 
 def evaluate_image(inputs: ImageInputs, dataset: DatasetSpec, protocol: Protocol) -> dict[str, dict[str, np.ndarray]]:

@@ -43,4 +43,4 @@ def test_coco_stuff_config_takes_zegclip_split_from_the_preset(realdata, tmp_pat
     assert ours.num_classes == 171 and len(ours.unseen) == 15 and len(ours.things) == 80
     assert "giraffe" in ours.unseen
     label = ours.load_label(ours.stems()[0])
-    assert label.dtype == np.int32 and label[label != 255].max() < 171
+    assert label.dtype.kind in "iu" and label[label != 255].max() < 171
