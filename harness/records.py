@@ -19,7 +19,6 @@ import fcntl
 import os
 import re
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -33,25 +32,25 @@ if TYPE_CHECKING:
 _CHUNK = re.compile(r"^(?P<table>[a-z_]+)-(?P<k>\d{5})\.parquet$")
 
 
-def _pyarrow():
-    """pyarrow, with the system allocator as its default memory pool.
+def _parquet():
+    """pyarrow.parquet, with the system allocator as pyarrow's default memory pool.
 
-    Its own default (mimalloc) keeps what a read frees: reading the records back for a summary
-    grew the run's peak memory by about 100 KB per image (48 -> 384 images: +42 -> +77 MiB); with
-    the system allocator, by about the size of the rows read (+18 -> +31 MiB)."""
+    pyarrow's own default (mimalloc) keeps what a read frees: reading the records back for a
+    summary grew the run's peak memory by about 100 KB per image (48 -> 384 images: +42 -> +77
+    MiB); with the system allocator, by about the size of the rows read (+18 -> +31 MiB)."""
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     if pa.default_memory_pool().backend_name != "system":
         pa.set_memory_pool(pa.system_memory_pool())
-    return pa
+    return pq
 
 
 def _write_parquet_atomic(columns: dict[str, np.ndarray], path: Path) -> None:
-    pa = _pyarrow()
-    import pyarrow.parquet as pq
+    import pyarrow as pa
 
     tmp = path.with_name(path.name + ".tmp")
-    pq.write_table(pa.table(columns), tmp)
+    _parquet().write_table(pa.table(columns), tmp)
     with open(tmp, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(tmp, path)
@@ -73,8 +72,7 @@ def done_images(model_dir: str | Path) -> set[str]:
     paths = [p for part in _parts(Path(model_dir)) for p in sorted(part.glob("images-*.parquet"))]
     if not paths:
         return set()
-    import pyarrow.parquet as pq
-
+    pq = _parquet()
     return {image for p in paths for image in pq.read_table(p, columns=["image"]).column("image").to_pylist()}
 
 
@@ -156,10 +154,8 @@ def _chunk_files(part: Path, table: str) -> list[Path]:
 
 
 def _read_chunk(path: Path) -> pd.DataFrame:
-    _pyarrow()
-    import pyarrow.parquet as pq  # pyarrow's reader directly: pandas' read_parquet adds ~5 ms a file
-
-    return pq.read_table(path).to_pandas()
+    # pyarrow's reader directly: pandas' read_parquet adds ~5 ms a file
+    return _parquet().read_table(path).to_pandas()
 
 
 def read_tables(model_dir: str | Path, images=None, *, pixel_sums: bool = False) -> dict[str, pd.DataFrame]:

@@ -63,8 +63,8 @@ def default_workers() -> int:
 
 def _init_worker(context: ScoreContext):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and stops the pool
-    # OpenCV's thread count is set by the parent before the fork (score_model): here, in a forked
-    # child of a process whose OpenCV thread pool already ran, it would wait on threads fork did not copy.
+    # OpenCV's thread count comes from the parent (_forked_pool): here, in a forked child of a
+    # process whose OpenCV thread pool already ran, setting it would wait on threads fork did not copy.
     _WORKER_STATE["context"] = context
 
 

@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import cc3d
 import cv2
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from harness.metrics.objects import ObjectMap
