@@ -106,5 +106,6 @@ def main() -> None:
             print(f"{name:<14} {seconds:8.2f} {spread:>11} {args.maps / seconds:8.1f} {peak:9.0f} "
                   f"{reference / seconds:13.1f}")
 
+
 if __name__ == "__main__":
     main()

@@ -25,7 +25,7 @@ def test_scoring_predictions_imports_no_heavy_stack(tmp_path):
     assert proc.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_metric_workers_are_forked_before_pandas_is_imported(tmp_path):
+def test_metric_workers_are_forked_before_pandas_is_imported():
     """pandas (0.2 s of import) is loaded only after the workers start: `harness.run` and the
     scoring path must not import it at module level."""
     code = ("import sys; import harness.cli, harness.run, harness.scoring, harness.models.folder, "
