@@ -7,7 +7,8 @@ from harness.records import RecordWriter, read_tables
 
 def _tables(rng, n_classes):
     classes = np.sort(rng.choice(10, n_classes, replace=False)).astype(np.int64)
-    pixel = {"class": classes, "intersect": rng.integers(0, 50, n_classes), "pred_area": rng.integers(50, 99, n_classes)}
+    pixel = {"class": classes, "intersect": rng.integers(0, 50, n_classes),
+             "pred_area": rng.integers(50, 99, n_classes)}
     n_obj = int(rng.integers(0, 4))
     objects = {"class": rng.integers(0, 10, n_obj), "iou": rng.random(n_obj)}
     return {"pixel": pixel, "objects": objects, "fp_blobs": {}, "images": {"height": np.array([4])}}
