@@ -1,0 +1,42 @@
+"""No number changes by accident: every shipped protocol, on the generated sample and on each real
+sample, gives exactly the summary.json pinned in tests/pinned/summaries.json.
+
+The pins were made by tests/pinned/make_summaries.py from the first version's code, before the
+redesign (issue 9); a change that is meant to move a metric regenerates them in its own commit.
+"""
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from harness import cli
+from helpers.realdata import write_real_dataset
+
+HERE = Path(__file__).resolve().parent
+PINS = json.loads((HERE / "pinned" / "summaries.json").read_text())
+PROTOCOLS = HERE.parent / "protocols"
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or (math.isnan(a) and math.isnan(b))
+    return a == b
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", sorted(PINS))
+def test_summary_is_the_pinned_one(key, tmp_path, capsys):
+    protocol, data = key.split("/")
+    if data != "sample":
+        data = str(write_real_dataset(data, tmp_path / "data"))
+    out = tmp_path / "run"
+    rc = cli.main(["run", str(PROTOCOLS / f"{protocol}.yaml"), "--data", data, "--out", str(out), "--workers", "0"])
+    assert rc == 0, capsys.readouterr().err
+    got = json.loads((out / "summary.json").read_text())
+    want = PINS[key]
+    assert sorted(got) == sorted(want)
+    for model in want:
+        assert sorted(got[model]) == sorted(want[model]), model
+        changed = {m: (want[model][m], got[model][m]) for m in want[model] if not _same(got[model][m], want[model][m])}
+        assert not changed, f"{model}: {changed}"
