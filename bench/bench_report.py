@@ -1,6 +1,6 @@
 """Benchmark: render a comparison report of 3 models on 5,000 images (COCO-Stuff sized: 171 classes).
 
-The run folder is synthesised directly as per-image records (harness.records.RecordWriter) with
+The run folder is synthesised directly as per-image records (harness.run.records.RecordWriter) with
 every metric family's columns, so no dataset or model is needed; the gallery then has no pixels and
 says so. Prints the time of each stage of `build_report` (1,000 bootstrap resamples by default).
 
@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness import records, runfolder  # noqa: E402
+from harness.run import records, runfolder  # noqa: E402
 from harness.metrics import boundary  # noqa: E402
 from harness.metrics.boundary import BoundaryConfig  # noqa: E402
 from harness.metrics.occlusion import OcclusionConfig  # noqa: E402

@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def _sample(n: int) -> Path:
-    from harness.sample import SampleConfig, make_sample
+    from harness.data.sample import SampleConfig, make_sample
 
     path = Path(tempfile.gettempdir()) / f"zeg-bench-sample-{n}"
     return make_sample(path, SampleConfig(n_images=n))
@@ -73,7 +73,7 @@ def _peak() -> dict:
 def one(args) -> dict:
     """One measurement in this (fresh) process."""
     from harness.models.spec import MmsegSpec
-    from harness.run import run_from_args
+    from harness.run.runner import run_from_args
 
     data = _sample(args.images)
     tmp = Path(tempfile.mkdtemp(prefix="zeg-bench-"))
@@ -82,7 +82,7 @@ def one(args) -> dict:
     if args.what in ("model", "model_only") and ckpt is None:
         ckpt = _checkpoint(config, tmp)
     if args.what == "model_only":
-        from harness.dataset import load_dataset
+        from harness.data.dataset import load_dataset
         from harness.models import mmseg_predictor
 
         dataset = load_dataset(data)
@@ -120,9 +120,9 @@ def one(args) -> dict:
 def simulated_gpu(args, data: Path, tmp: Path) -> dict:
     """A model that keeps the CPU free (as one running on a GPU): it sleeps --sim-ms per image and
     returns the ground truth. Whole loop / model time - 1 is the metrics' overhead on a GPU machine."""
-    from harness.dataset import load_dataset
-    from harness.protocol import FAMILY_CONFIGS, Protocol
-    from harness.scoring import score_model
+    from harness.data.dataset import load_dataset
+    from harness.evaluation.protocol import FAMILY_CONFIGS, Protocol
+    from harness.run.scoring import score_model
 
     dataset = load_dataset(data)
     stems = dataset.stems()

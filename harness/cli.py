@@ -49,7 +49,7 @@ def _build_parser():
 
 
 def cmd_run(args) -> int:
-    from harness.run import run_from_args
+    from harness.run.runner import run_from_args
 
     for name in ("limit", "batch_size", "chunk_size"):
         value = getattr(args, name)
@@ -69,7 +69,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_make_sample(args) -> int:
-    from harness.sample import SampleConfig, make_sample
+    from harness.data.sample import SampleConfig, make_sample
 
     config = SampleConfig()
     changes = {}

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.imageio import write_label_png
+from harness.data.imageio import write_label_png
 
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
 if not REALDATA.is_dir():  # CI clones the repo next to ../shared as well; fall back to the fixed path

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from harness.aggregate import summarize
-from harness.dataset import DatasetSpec, load_dataset
+from harness.evaluation.aggregate import summarize
+from harness.data.dataset import DatasetSpec, load_dataset
 from harness.errors import SkipModel, UserError
 from harness.models.baselines import (
     BaselinePredictor,
@@ -14,10 +14,10 @@ from harness.models.baselines import (
     seen_bias_mapping,
 )
 from harness.models.spec import BaselineSpec, parse_models
-from harness.protocol import FAMILY_CONFIGS, Protocol
-from harness.records import read_tables
-from harness.sample import SampleConfig, make_sample
-from harness.scoring import score_model
+from harness.evaluation.protocol import FAMILY_CONFIGS, Protocol
+from harness.run.records import read_tables
+from harness.data.sample import SampleConfig, make_sample
+from harness.run.scoring import score_model
 
 # Summary values that describe the data (counts, sizes, occlusion levels), not the prediction.
 DESCRIPTORS = ("n_", "pct_edge", "mean_occlusion", "occlusion_from_amodal_share", "amodal_share")

@@ -26,10 +26,10 @@ def test_scoring_predictions_imports_no_heavy_stack(tmp_path):
 
 
 def test_metric_workers_are_forked_before_pandas_is_imported():
-    """pandas (0.2 s of import) is loaded only after the workers start: `harness.run` and the
+    """pandas (0.2 s of import) is loaded only after the workers start: `harness.run.runner` and the
     scoring path must not import it at module level."""
-    code = ("import sys; import harness.cli, harness.run, harness.scoring, harness.models.folder, "
-            "harness.models.baselines, harness.evaluate; "
+    code = ("import sys; import harness.cli, harness.run.runner, harness.run.scoring, harness.models.folder, "
+            "harness.models.baselines, harness.evaluation.evaluate; "
             "from harness.metrics import boundary, objects, occlusion, size, standard; "
             "print(sorted(m for m in ('pandas', 'pyarrow') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

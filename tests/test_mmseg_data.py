@@ -1,7 +1,7 @@
 """Datasets given as mmseg configs resolve to the files and conventions mmseg's own dataset uses."""
 import numpy as np
 
-from harness.dataset import load_dataset
+from harness.data.dataset import load_dataset
 
 
 def _write_config(path, dataset_type, root, img, seg, **extra):

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-import harness.mmseg_metrics  # noqa: F401  (registers ZegEvalMetric)
-from harness.run import run_from_args
+import harness.evaluation.mmseg_metric  # noqa: F401  (registers ZegEvalMetric)
+from harness.run.runner import run_from_args
 
 from conftest import write_dataset, write_predictions, write_protocol
 

@@ -4,9 +4,9 @@ import pytest
 import torch
 import yaml
 
-from harness.dataset import load_dataset, presets
-from harness.imageio import write_label_png
-from harness.run import run_from_args
+from harness.data.dataset import load_dataset, presets
+from harness.data.imageio import write_label_png
+from harness.run.runner import run_from_args
 
 from conftest import write_protocol
 

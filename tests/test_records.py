@@ -2,7 +2,7 @@
 import numpy as np
 import pandas as pd
 
-from harness.records import RecordWriter, read_tables
+from harness.run.records import RecordWriter, read_tables
 
 
 def _tables(rng, n_classes):

@@ -15,15 +15,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.aggregate import class_sums
+from harness.evaluation.aggregate import class_sums
 from harness.errors import UserError
-from harness.imageio import write_label_png
+from harness.data.imageio import write_label_png
 from harness.metrics import standard
 from harness.report import add_arguments, command
 from harness.report.build import Options, build_report
 from harness.report.runs import load_runs
 from harness.report.stats import Bootstrap, draw_weights, point_estimates
-from harness.run import run_from_args
+from harness.run.runner import run_from_args
 
 CLASSES = ["sky", "road", "car", "person", "sign"]
 ALL_FAMILIES = "families:\n  standard: {}\n  size: {}\n  occlusion: {}\n  boundary: {}\n"

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.dataset import load_dataset
-from harness.imageio import read_label_png
-from harness.records import RunLock
-from harness.sample import SampleConfig, make_sample
+from harness.data.dataset import load_dataset
+from harness.data.imageio import read_label_png
+from harness.run.records import RunLock
+from harness.data.sample import SampleConfig, make_sample
 
 from runner_helpers import PROTOCOL, manifest, one_line_error, summary, tree, zeg_eval
 

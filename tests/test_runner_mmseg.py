@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import yaml
 
-from harness.dataset import load_dataset
-from harness.imageio import read_label_png
-from harness.sample import SampleConfig, make_sample
+from harness.data.dataset import load_dataset
+from harness.data.imageio import read_label_png
+from harness.data.sample import SampleConfig, make_sample
 
 from conftest import REALDATA
 from runner_helpers import CONFIGS, manifest, one_line_error, summary, tree, zeg_eval

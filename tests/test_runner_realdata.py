@@ -6,7 +6,7 @@ import numpy as np
 import yaml
 
 from harness.data.coco_instances import instance_maps
-from harness.imageio import read_label_png
+from harness.data.imageio import read_label_png
 
 from conftest import REALDATA
 from runner_helpers import summary, zeg_eval

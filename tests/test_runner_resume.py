@@ -8,8 +8,8 @@ import time
 import pytest
 import yaml
 
-from harness.records import read_tables
-from harness.sample import SampleConfig, make_sample
+from harness.run.records import read_tables
+from harness.data.sample import SampleConfig, make_sample
 
 from runner_helpers import CONFIGS, manifest, summary, zeg_eval
 from test_runner_mmseg import save_checkpoint

@@ -5,8 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from harness.dataset import load_dataset
-from harness.sample import CLASSES, THINGS, UNSEEN, SampleConfig, make_sample, render_scene
+from harness.data.dataset import load_dataset
+from harness.data.sample import CLASSES, THINGS, UNSEEN, SampleConfig, make_sample, render_scene
 
 SMALL = SampleConfig(n_images=6, height=120, width=160)
 

@@ -3,7 +3,7 @@
     zeg-eval coco-instances annotations/instances_val2017.json DATA/instances
 
 writes `<stem>.png` (uint16, 0 = no instance, 1..n) for every image of the JSON, in the folder
-layout of `harness.dataset` (`instances_dir`). Masks are decoded with pycocotools (polygons and
+layout of `harness.data.dataset` (`instances_dir`). Masks are decoded with pycocotools (polygons and
 RLE). Crowd annotations are left out (their pixels stay 0), and so are stuff segments when the
 categories say `isthing: 0` (panoptic-style files). Where instance masks overlap, the smaller one is
 drawn on top (a person in front of a bus stays visible); ids follow the annotation order.

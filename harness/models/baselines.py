@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from harness.dataset import DatasetSpec
+from harness.data.dataset import DatasetSpec
 from harness.errors import SkipModel, UserError
 from harness.models.spec import BaselineSpec
 

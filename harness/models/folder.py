@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import UserError
-from harness.imageio import read_label_png
+from harness.data.imageio import read_label_png
 
 
 class FolderPredictor:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from harness.dataset import DatasetSpec
+from harness.data.dataset import DatasetSpec
 from harness.errors import UserError
 from harness.models.spec import MmsegSpec
 

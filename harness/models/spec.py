@@ -224,7 +224,7 @@ def _entry_lines(protocol_path: Path | None) -> list[int]:
     try:
         import yaml
 
-        from harness.yamlcfg import parse_yaml
+        from harness.config.yamlcfg import parse_yaml
 
         root = parse_yaml(protocol_path)
         for key, value in root.value:

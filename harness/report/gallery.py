@@ -1,6 +1,6 @@
 """The qualitative gallery: objects where models disagree most, and each model's worst images.
 
-Pixels come from the dataset (images, labels; `harness.dataset.load_dataset` of the manifest's
+Pixels come from the dataset (images, labels; `harness.data.dataset.load_dataset` of the manifest's
 root) and from saved predictions: `RUN/predictions/<model>/<stem>.png` (the runner's
 --save-predictions), else `<path>/<stem>.png` of a model scored from a prediction folder. Whatever
 is missing is said on the page; the gallery never fails the report.
@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from harness import runfolder
-from harness.dataset import load_dataset
+from harness.run import runfolder
+from harness.data.dataset import load_dataset
 from harness.errors import UserError
-from harness.imageio import read_label_png, read_rgb
+from harness.data.imageio import read_label_png, read_rgb
 
 PANEL = 132          # crop panels are PANEL x PANEL pixels
 THUMB_WIDTH = 220    # worst-image panels

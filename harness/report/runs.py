@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import records, runfolder
-from harness.dataset import DatasetSpec
+from harness.run import records, runfolder
+from harness.data.dataset import DatasetSpec
 from harness.errors import UserError
-from harness.protocol import FAMILY_CONFIGS, Protocol
+from harness.evaluation.protocol import FAMILY_CONFIGS, Protocol
 
 
 @dataclass
@@ -40,7 +40,7 @@ class ModelRun:
     name: str                   # the model's name in its run
     run: RunInfo
     entry: dict                 # the manifest's entry for the model
-    tables: dict                # table name -> DataFrame (harness.records.read_tables)
+    tables: dict                # table name -> DataFrame (harness.run.records.read_tables)
 
     @property
     def images(self) -> list[str]:

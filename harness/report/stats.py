@@ -1,6 +1,6 @@
-"""Metrics of each model (point estimates, via harness.aggregate) and paired bootstrap intervals.
+"""Metrics of each model (point estimates, via harness.evaluation.aggregate) and paired bootstrap intervals.
 
-Point estimates are what `harness.aggregate.summarize` makes of the records, one metric family at a
+Point estimates are what `harness.evaluation.aggregate.summarize` makes of the records, one metric family at a
 time, so that a family whose code is missing or fails shows as absent instead of sinking the report.
 
 Bootstrap (vectorised, paired): the images of all models are pooled into one sorted list of stems;
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from harness.aggregate import summarize
+from harness.evaluation.aggregate import summarize
 from harness.metrics import standard
 from harness.report.runs import ModelRun
 

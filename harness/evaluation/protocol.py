@@ -21,7 +21,7 @@ from harness.metrics.boundary import BoundaryConfig
 from harness.metrics.occlusion import OcclusionConfig
 from harness.metrics.size import SizeConfig
 from harness.metrics.standard import StandardConfig
-from harness.yamlcfg import check_keys, mapping_items, parse_yaml, to_python
+from harness.config.yamlcfg import check_keys, mapping_items, parse_yaml, to_python
 
 FAMILY_CONFIGS = {"standard": StandardConfig, "size": SizeConfig, "occlusion": OcclusionConfig,
                   "boundary": BoundaryConfig}

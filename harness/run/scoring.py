@@ -8,7 +8,7 @@ Metrics are CPU-bound numpy and run in worker processes. Predictions come from o
   to the workers and goes on with the next batch while they evaluate it. At most `max_inflight`
   images wait for their metrics, so memory stays flat whatever the number of images.
 
-Records are committed in chunks in image order (harness.records), so an interrupted run resumes
+Records are committed in chunks in image order (harness.run.records), so an interrupted run resumes
 where it stopped; on Ctrl-C whatever finished is committed before the interrupt goes on.
 """
 from __future__ import annotations
@@ -29,12 +29,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from harness.dataset import DatasetSpec
+from harness.data.dataset import DatasetSpec
 from harness.errors import UserError
-from harness.evaluate import ImageInputs, check_prediction, evaluate_image
-from harness.imageio import write_label_png
-from harness.protocol import Protocol
-from harness.records import RecordWriter
+from harness.evaluation.evaluate import ImageInputs, check_prediction, evaluate_image
+from harness.data.imageio import write_label_png
+from harness.evaluation.protocol import Protocol
+from harness.run.records import RecordWriter
 
 _WORKER_STATE: dict = {}
 

@@ -4,7 +4,7 @@ Seeded scenes of textured stuff regions (sky, tree, grass, road, building, water
 thing objects (person, car, bird, dog, bottle, sign), most of them small, many overlapping. Every
 thing object is drawn as a full (amodal) shape in depth order, so its visible mask, its instance id
 and its amodal mask are exact and so is its occlusion ratio. Written in the folder layout of
-`harness.dataset`:
+`harness.data.dataset`:
 
     DIR/dataset.yaml           classes, things, unseen (water, bird, sign), ignore_index 255
     DIR/images/<stem>.png      RGB, lossless
@@ -30,7 +30,7 @@ import cv2
 import numpy as np
 
 from harness.errors import UserError
-from harness.imageio import write_label_png
+from harness.data.imageio import write_label_png
 
 GENERATOR_VERSION = 1
 STUFF = ("sky", "tree", "grass", "road", "building", "water")

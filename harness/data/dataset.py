@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import UserError
-from harness.imageio import read_label_png
+from harness.data.imageio import read_label_png
 from harness.metrics.histogram import label_counts
-from harness.yamlcfg import load_yaml_mapping
+from harness.config.yamlcfg import load_yaml_mapping
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -155,7 +155,7 @@ def load_dataset(path: str | Path) -> DatasetSpec:
     if not path.exists():
         raise UserError("data folder does not exist", path)
     if path.suffix == ".py":
-        from harness.mmseg_data import dataset_from_mmseg_config
+        from harness.data.mmseg_config import dataset_from_mmseg_config
 
         return dataset_from_mmseg_config(path)
     yaml_path = path / "dataset.yaml" if path.is_dir() else path

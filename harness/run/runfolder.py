@@ -5,7 +5,7 @@
     RUN/summary.csv           one row per model
     RUN/per_class.csv         one row per (model, class)
     RUN/per_bucket.csv        one row per (model, family, bucket kind, bucket)
-    RUN/records/<model>/      per-image tables (harness.records)
+    RUN/records/<model>/      per-image tables (harness.run.records)
     RUN/predictions/<model>/  label maps <stem>.png, with --save-predictions
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from harness.aggregate import ModelSummary
+    from harness.evaluation.aggregate import ModelSummary
 
 MANIFEST = "manifest.json"
 

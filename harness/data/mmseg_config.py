@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
-from harness.dataset import DatasetSpec, presets
+from harness.data.dataset import DatasetSpec, presets
 from harness.errors import UserError
 
 

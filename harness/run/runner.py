@@ -1,7 +1,7 @@
 """A run: one protocol, one dataset, one or more models -> one run folder.
 
-For every model: dataset -> predictor -> per-image records (harness.scoring) -> aggregation
-(harness.aggregate) -> summary files (harness.runfolder). Records are committed in chunks, so a
+For every model: dataset -> predictor -> per-image records (harness.run.scoring) -> aggregation
+(harness.evaluation.aggregate) -> summary files (harness.run.runfolder). Records are committed in chunks, so a
 rerun of the same command recomputes nothing that is done and an interrupted run continues to the
 same summary. A split run (`--shard i/n`, or torchrun) evaluates every n-th image in each process;
 the shards' records merge into one model, and the summary is written once every image is
@@ -17,13 +17,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import records, runfolder
-from harness.dataset import DatasetSpec, load_dataset
+from harness.run import records, runfolder
+from harness.data.dataset import DatasetSpec, load_dataset
 from harness.errors import SkipModel, UserError
 from harness.models import spec as specs
 from harness.models.spec import BaselineSpec, FolderSpec, MmsegSpec
-from harness.protocol import Protocol, load_protocol
-from harness.scoring import score_model
+from harness.evaluation.protocol import Protocol, load_protocol
+from harness.run.scoring import score_model
 
 # Kept for callers of the first version.
 PredictionFolder = FolderSpec
@@ -240,7 +240,7 @@ def _record_timing(entry: dict, status: str, seconds: float, result, updates: di
 
 def _merge(out: Path, protocol, dataset, stems, options: RunOptions):
     """Summaries of every model that ran, once every image is recorded; None while shards remain."""
-    from harness.aggregate import summarize  # pandas: imported after the metric workers are forked
+    from harness.evaluation.aggregate import summarize  # pandas: imported after the metric workers are forked
 
     with runfolder.manifest_lock(out):
         manifest = runfolder.read_manifest(out)
@@ -344,7 +344,7 @@ def resolve_data(data, protocol: Protocol) -> DatasetSpec:
 
 
 def _sample() -> Path:
-    from harness.sample import ensure_sample
+    from harness.data.sample import ensure_sample
 
     return ensure_sample()
 

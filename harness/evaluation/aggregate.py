@@ -6,9 +6,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.dataset import DatasetSpec
+from harness.data.dataset import DatasetSpec
 from harness.metrics import standard
-from harness.protocol import Protocol
+from harness.evaluation.protocol import Protocol
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The metric families as an mmseg evaluator, for a `val_evaluator` / `test_evaluator` config:
 
-    custom_imports = dict(imports=['harness.mmseg_metrics'], allow_failed_imports=False)
+    custom_imports = dict(imports=['harness.evaluation.mmseg_metric'], allow_failed_imports=False)
     test_evaluator = dict(type='ZegEvalMetric', families=dict(standard={}, size={}, boundary={}),
                           unseen=['cow', 'giraffe'], things=None)
 
@@ -15,11 +15,11 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmseg.registry import METRICS
 
-from harness.aggregate import summarize
-from harness.dataset import DatasetSpec
-from harness.evaluate import ImageInputs, evaluate_image
-from harness.protocol import FAMILY_CONFIGS, Protocol
-from harness.records import tables_to_frames
+from harness.evaluation.aggregate import summarize
+from harness.data.dataset import DatasetSpec
+from harness.evaluation.evaluate import ImageInputs, evaluate_image
+from harness.evaluation.protocol import FAMILY_CONFIGS, Protocol
+from harness.evaluation.tables import tables_to_frames
 
 
 @METRICS.register_module()

@@ -1,7 +1,7 @@
 """Per-image records on disk: chunked parquet tables, written atomically, resumable.
 
 A model's records live in `RUN/records/<model>/` as `<table>-<k>.parquet` for the tables of
-`harness.evaluate.TABLES`. Chunk k is committed by its `images-<k>.parquet`, which is renamed into
+`harness.evaluation.evaluate.TABLES`. Chunk k is committed by its `images-<k>.parquet`, which is renamed into
 place last: a chunk without it (an interrupted write) is deleted on the next open, so a rerun
 recomputes exactly the images that were not committed and never duplicates a row.
 
@@ -11,7 +11,7 @@ into one model, and an image recorded by any part counts as done for every later
 
 Chunks are written with pyarrow from the workers' numpy columns; pandas (0.2 s to import) is only
 needed to read records back, and is imported there: the scoring loop forks its metric workers
-before it is loaded (harness.scoring).
+before it is loaded (harness.run.scoring).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from harness.errors import UserError
-from harness.evaluate import TABLES
+from harness.evaluation.tables import TABLES, concat_tables
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -115,36 +115,6 @@ class RecordWriter:
                 _write_parquet_atomic(columns[table], self.dir / f"{table}-{k:05d}.parquet")
         self._buffer.clear()
         self._next_chunk += 1
-
-
-def concat_tables(items) -> dict[str, dict[str, np.ndarray]]:
-    """Per-image tables [(image, {table: {column: array}})] -> per table, every image's rows
-    concatenated, with an `image` column first. A table without rows is {"image": []}."""
-    items = list(items)
-    out = {}
-    for table in TABLES:
-        parts = [(image, columns) for image, columns in ((im, t.get(table) or {}) for im, t in items)
-                 if columns and len(next(iter(columns.values())))]
-        if not parts:
-            out[table] = {"image": np.array([], dtype=object)}
-            continue
-        names = list(parts[0][1])
-        for image, columns in parts:
-            if list(columns) != names:  # every image of a run has the same columns (one protocol)
-                raise ValueError(f"table '{table}' of image '{image}' has columns {list(columns)}, not {names}")
-        counts = [len(columns[names[0]]) for _, columns in parts]
-        merged = {"image": np.repeat(np.array([image for image, _ in parts], dtype=object), counts)}
-        for name in names:
-            merged[name] = np.concatenate([columns[name] for _, columns in parts])
-        out[table] = merged
-    return out
-
-
-def tables_to_frames(items) -> dict[str, pd.DataFrame]:
-    """Per-image tables [(image, {table: {column: array}})] -> one DataFrame per table, with `image`."""
-    import pandas as pd
-
-    return {table: pd.DataFrame(columns) for table, columns in concat_tables(items).items()}
 
 
 def _chunk_files(part: Path, table: str) -> list[Path]:

@@ -1,0 +1,1 @@
+"""Reading configuration files: YAML with line numbers, safe loading, typed checks."""
