@@ -121,12 +121,12 @@ def simulated_gpu(args, data: Path, tmp: Path) -> dict:
     """A model that keeps the CPU free (as one running on a GPU): it sleeps --sim-ms per image and
     returns the ground truth. Whole loop / model time - 1 is the metrics' overhead on a GPU machine."""
     from harness.data.dataset import load_dataset
-    from harness.evaluation.protocol import FAMILY_CONFIGS, Protocol
+    from harness.evaluation.protocol import Protocol, family_config
     from harness.run.scoring import score_model
 
     dataset = load_dataset(data)
     stems = dataset.stems()
-    protocol = Protocol(name="bench", families={f: FAMILY_CONFIGS[f]() for f in args.families.split(",")})
+    protocol = Protocol(name="bench", families={f: family_config(f) for f in args.families.split(",")})
     labels = {s: dataset.load_label(s).astype("uint8") for s in stems}
 
     def stream(pending):

@@ -14,7 +14,8 @@ from harness.models.baselines import (
     seen_bias_mapping,
 )
 from harness.models.spec import BaselineSpec, parse_models
-from harness.evaluation.protocol import FAMILY_CONFIGS, Protocol
+from harness.evaluation.protocol import Protocol, family_config
+from harness.metrics.registry import FAMILIES
 from harness.run.records import read_tables
 from harness.data.sample import SampleConfig, make_sample
 from harness.run.scoring import score_model
@@ -112,10 +113,10 @@ def test_model_entries_are_checked(tmp_path):
         parse_models([{"name": "o", "baseline": "oracle"}, {"name": "o", "baseline": "drop_small"}])
 
 
-@pytest.mark.parametrize("family", list(FAMILY_CONFIGS))
+@pytest.mark.parametrize("family", list(FAMILIES))
 def test_oracle_reads_100_on_every_metric(sample, tmp_path, family):
-    protocol = Protocol(name="t", families={"standard": FAMILY_CONFIGS["standard"](),
-                                            family: FAMILY_CONFIGS[family]()})
+    protocol = Protocol(name="t", families={"standard": family_config("standard"),
+                                            family: family_config(family)})
     predictor = BaselinePredictor(BaselineSpec(name="oracle", baseline="oracle"), sample)
     stems = sample.stems()
     score_model(sample, protocol, tmp_path / "oracle", stems, predictor=predictor, workers=0)
@@ -132,7 +133,7 @@ def test_oracle_reads_100_on_every_metric(sample, tmp_path, family):
 
 
 def test_other_baselines_fall_below_100(sample, tmp_path):
-    protocol = Protocol(name="t", families={"standard": FAMILY_CONFIGS["standard"]()})
+    protocol = Protocol(name="t", families={"standard": family_config("standard")})
     for spec in [BaselineSpec(name="d", baseline="drop_small"), BaselineSpec(name="e", baseline="boundary_shift", pixels=-2),
                  BaselineSpec(name="g", baseline="boundary_shift", pixels=2), BaselineSpec(name="s", baseline="seen_bias")]:
         score_model(sample, protocol, tmp_path / spec.name, sample.stems(), predictor=BaselinePredictor(spec, sample),

@@ -1,4 +1,10 @@
-"""Aggregation: a model's per-image records in, its dataset metrics out (pure; no model needed)."""
+"""Aggregation: a model's per-image records in, its dataset metrics out (pure; no model needed).
+
+Each family of the protocol summarises the same inputs (harness.metrics.family.SummaryInputs).
+`weights` (optional) gives each image a non-negative integer multiplicity, as a bootstrap resample
+does: the summary is then exactly the summary of a dataset in which image i appears weights[i]
+times (additive pixel counts are multiplied, per-row tables repeat their rows).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from harness.data.dataset import DatasetSpec
-from harness.metrics import standard
 from harness.evaluation.protocol import Protocol
+from harness.metrics.family import ClassInfo, SummaryInputs
+from harness.metrics.registry import FAMILIES
 
 
 @dataclass
@@ -30,46 +37,58 @@ def class_sums(pixel: pd.DataFrame, num_classes: int) -> dict[str, np.ndarray]:
     return sums
 
 
-def summarize(tables: dict[str, pd.DataFrame], dataset: DatasetSpec, protocol: Protocol) -> ModelSummary:
-    families = protocol.families
-    unseen = dataset.unseen_mask if dataset.unseen else None
-    sums = class_sums(tables["pixel"], dataset.num_classes)
-    scalars: dict[str, float] = {}
+def class_info(dataset: DatasetSpec) -> ClassInfo:
+    return ClassInfo(names=tuple(dataset.classes), unseen=dataset.unseen_mask if dataset.unseen else None)
+
+
+def apply_weights(tables: dict[str, pd.DataFrame], weights: pd.Series) -> dict[str, pd.DataFrame]:
+    """The tables of a dataset in which image i appears weights[i] times (integer weights >= 0).
+
+    Pixel counts are multiplied (they are additive); other tables repeat each image's rows."""
+    w = pd.Series(weights)
+    if (w < 0).any() or not np.all(np.asarray(w) == np.round(np.asarray(w))):
+        raise ValueError("weights must be non-negative integers (how often each image is drawn)")
+    out = {}
+    for name, frame in tables.items():
+        if "image" not in frame.columns or not len(frame):
+            out[name] = frame
+            continue
+        times = frame["image"].map(w).fillna(0).to_numpy(dtype=np.int64)
+        if name == "pixel":
+            counts = [c for c in frame.columns if c not in ("image", "class")]
+            scaled = frame.copy()
+            scaled[counts] = frame[counts].to_numpy(dtype=np.int64) * times[:, None]
+            out[name] = scaled[times > 0].reset_index(drop=True)
+        else:
+            out[name] = frame.loc[frame.index.repeat(times)].reset_index(drop=True)
+    return out
+
+
+def summarize(tables: dict[str, pd.DataFrame], dataset: DatasetSpec, protocol: Protocol,
+              weights: pd.Series | None = None) -> ModelSummary:
+    """Dataset metrics of every family of the protocol. `tables` as harness.run.records.read_tables
+    gives them (the pixel table may be summed per class already); `weights`: see the module docstring
+    (they need the pixel table per image)."""
+    if weights is not None:
+        if "image" not in tables["pixel"].columns:
+            raise ValueError("weighted summaries need the pixel table per image (read_tables(pixel_sums=False))")
+        tables = apply_weights(tables, weights)
+    classes = class_info(dataset)
+    n_images = len(tables["images"])
+    inputs = SummaryInputs(pixel_sums=class_sums(tables["pixel"], dataset.num_classes), tables=tables,
+                           n_images=n_images, classes=classes)
+    scalars: dict[str, float] = {"n_images": n_images}
     per_class = pd.DataFrame({"class_id": np.arange(dataset.num_classes), "class": list(dataset.classes),
                               "split": np.where(dataset.unseen_mask, "unseen", "seen") if dataset.unseen else "all"})
     buckets = []
-    n_images = len(tables["images"])
-    scalars["n_images"] = n_images
-    if "standard" in families:
-        i, p, l = (sums.get(c, np.zeros(dataset.num_classes, dtype=np.int64)) for c in standard.COUNT_COLUMNS)
-        scalars.update({k: float(v) for k, v in standard.summary(i, p, l, unseen, families["standard"].beta).items()})
-        for name, values in standard.per_class_metrics(i, p, l, families["standard"].beta).items():
-            per_class[name] = values
-        per_class["pixels"] = l
-    if "boundary" in families:
-        from harness.metrics import boundary
-
-        bsums = {k: v for k, v in sums.items() if k not in standard.COUNT_COLUMNS}
-        scalars.update({k: float(v) for k, v in boundary.summary(bsums, unseen).items()})
-        for name, values in boundary.per_class_metrics(bsums).items():
-            per_class[name] = values
-    objects = tables["objects"]
-    if "size" in families:
-        from harness.metrics import size
-
-        pixel = tables["pixel"]
-        # Cityscapes' iIoU counts every false-positive pixel of a class, also in images where the
-        # class has no object: per-class FP = prediction area - intersection, from the pixel records.
-        pixel_fp = (pd.DataFrame({"class": pixel["class"], "fp": pixel["pred_area"] - pixel["intersect"]})
-                    if {"pred_area", "intersect"} <= set(pixel.columns) else None)
-        values, table = size.size_summary(objects, tables["fp_blobs"], n_images, families["size"], pixel_fp=pixel_fp)
-        scalars.update(values)
-        buckets.append(table.assign(family="size"))
-    if "occlusion" in families:
-        from harness.metrics import occlusion
-
-        values, table = occlusion.occlusion_summary(objects, families["occlusion"])
-        scalars.update(values)
-        buckets.append(table.assign(family="occlusion"))
+    for name, family in FAMILIES.items():
+        if name not in protocol.families:
+            continue
+        result = family.summarize(inputs, protocol.families[name])
+        scalars.update(result.scalars)
+        for column, values in result.per_class.items():
+            per_class[column] = values
+        if result.per_bucket is not None:
+            buckets.append(result.per_bucket.assign(family=name))
     per_bucket = pd.concat(buckets, ignore_index=True) if buckets else pd.DataFrame()
     return ModelSummary(scalars=scalars, per_class=per_class, per_bucket=per_bucket)

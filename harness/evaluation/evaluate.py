@@ -1,10 +1,10 @@
 """Per-image evaluation: one ground truth and one prediction in, record tables out.
 
 Tables (columns -> 1-D arrays; the caller adds the `image` column):
-  pixel    one row per class present in gt or pred: standard counts (+ boundary counts)
-  objects  one row per ground-truth object: size columns (+ occlusion columns)
-  fp_blobs one row per predicted blob that touches no ground truth of its class
+  pixel    one row per class present in gt or pred: the standard counts, which every protocol
+           records (other families read them), plus any family's additive per-class columns
   images   one row: height, width, n_valid (non-ignored pixels)
+  ...      each family's own tables (harness.metrics.registry), e.g. `objects`, `fp_blobs`
 Every column of `pixel` is additive over images; everything else is per row.
 """
 from __future__ import annotations
@@ -15,11 +15,10 @@ import numpy as np
 
 from harness.data.dataset import DatasetSpec, check_label_values
 from harness.errors import UserError
-from harness.metrics import boundary, occlusion, size, standard
-from harness.metrics import objects as objects_mod
 from harness.evaluation.protocol import Protocol
-
 from harness.evaluation.tables import TABLES  # noqa: F401  (the tables this module fills)
+from harness.metrics.context import ImageContext
+from harness.metrics.registry import FAMILIES
 
 
 @dataclass
@@ -41,26 +40,19 @@ def check_prediction(pred: np.ndarray, gt: np.ndarray, dataset: DatasetSpec, pat
 
 
 def evaluate_image(inputs: ImageInputs, dataset: DatasetSpec, protocol: Protocol) -> dict[str, dict[str, np.ndarray]]:
-    gt, pred, ignore = inputs.gt, inputs.pred, dataset.ignore_index
-    families = protocol.families
-    pixel = standard.image_class_counts(gt, pred, ignore)
-    tables = {"pixel": pixel, "objects": {}, "fp_blobs": {},
-              "images": {"height": np.array([gt.shape[0]]), "width": np.array([gt.shape[1]]),
+    ctx = ImageContext(gt=inputs.gt, pred=inputs.pred, ignore_index=dataset.ignore_index,
+                       thing_mask=dataset.thing_mask, instances=inputs.instances, amodal=inputs.amodal)
+    pixel = dict(ctx.counts())
+    tables = {"pixel": pixel,
+              "images": {"height": np.array([ctx.gt.shape[0]]), "width": np.array([ctx.gt.shape[1]]),
                          # every non-ignored gt pixel is in the label area of its class
                          "n_valid": np.array([int(pixel["label_area"].sum())])}}
-    if "boundary" in families:
-        pixel.update(boundary.image_class_counts(gt, pred, pixel["class"], ignore, families["boundary"]))
-    if "size" in families or "occlusion" in families:
-        size_cfg = families.get("size") or size.SizeConfig()
-        connectivity = size_cfg.connectivity
-        objects = objects_mod.extract_objects(gt, ignore, instances=inputs.instances,
-                                              thing_mask=dataset.thing_mask, connectivity=connectivity)
-        class_fp = (pixel["class"], pixel["pred_area"] - pixel["intersect"])
-        rows = size.object_rows(gt, pred, objects, ignore, hit_threshold=size_cfg.hit_threshold, class_fp=class_fp)
-        if "occlusion" in families:
-            rows.update(occlusion.occlusion_rows(objects, inputs.amodal))
-        tables["objects"] = rows
-        if "size" in families:
-            tables["fp_blobs"] = size.fp_blob_rows(gt, pred, ignore, connectivity=connectivity,
-                                                   thing_mask=dataset.thing_mask)
+    for name, family in FAMILIES.items():
+        if name not in protocol.families:
+            continue
+        for table, columns in family.image_tables(ctx, protocol.families[name]).items():
+            if table == "pixel":
+                pixel.update(columns)  # additive per-class columns, in the counts' class order
+            else:
+                tables[table] = columns
     return tables

@@ -18,13 +18,14 @@ from mmseg.registry import METRICS
 from harness.evaluation.aggregate import summarize
 from harness.data.dataset import DatasetSpec
 from harness.evaluation.evaluate import ImageInputs, evaluate_image
-from harness.evaluation.protocol import FAMILY_CONFIGS, Protocol
+from harness.evaluation.protocol import Protocol, family_config
+from harness.metrics.registry import FAMILIES
 from harness.evaluation.tables import tables_to_frames
 
 
 @METRICS.register_module()
 class ZegEvalMetric(BaseMetric):
-    """zeg-eval's families (standard, size, occlusion, boundary) computed inside an mmseg test loop."""
+    """zeg-eval's families (harness.metrics.registry) computed inside an mmseg test loop."""
 
     default_prefix = "zeg"
 
@@ -32,11 +33,11 @@ class ZegEvalMetric(BaseMetric):
                  collect_device: str = "cpu", prefix: str | None = None, **kwargs):
         super().__init__(collect_device=collect_device, prefix=prefix)
         families = {"standard": {}} if families is None else families
-        unknown = set(families) - set(FAMILY_CONFIGS)
+        unknown = set(families) - set(FAMILIES)
         if unknown:
-            raise ValueError(f"ZegEvalMetric: unknown families {sorted(unknown)} (known: {sorted(FAMILY_CONFIGS)})")
-        self.protocol = Protocol(name="mmseg", families={k: FAMILY_CONFIGS[k](**(families[k] or {}))
-                                                         for k in FAMILY_CONFIGS if k in families})
+            raise ValueError(f"ZegEvalMetric: unknown families {sorted(unknown)} (known: {sorted(FAMILIES)})")
+        self.protocol = Protocol(name="mmseg", families={k: family_config(k, families[k])
+                                                         for k in FAMILIES if k in families})
         self.unseen, self.things, self.ignore_index = tuple(unseen), things, ignore_index
 
     def _dataset(self) -> DatasetSpec:

@@ -16,15 +16,21 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.errors import UserError
-from harness.metrics.boundary import BoundaryConfig
-from harness.metrics.occlusion import OcclusionConfig
-from harness.metrics.size import SizeConfig
-from harness.metrics.standard import StandardConfig
-from harness.config.yamlcfg import check_keys, mapping_items, parse_yaml, to_python
+import re
 
-FAMILY_CONFIGS = {"standard": StandardConfig, "size": SizeConfig, "occlusion": OcclusionConfig,
-                  "boundary": BoundaryConfig}
+from harness.config.yamlcfg import check_keys, mapping_items, parse_yaml, to_python
+from harness.errors import UserError
+from harness.metrics.registry import FAMILIES
+
+# A protocol's name is the default run folder's name: one plain path component, never '..' or '/x'.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,127}$")
+
+
+def family_config(family: str, given: dict | None = None):
+    """The config dataclass of `family` from keyword values (ValueError on a bad value or key)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown family '{family}' (known: {', '.join(FAMILIES)})")
+    return FAMILIES[family].config_type(**(given or {}))
 
 
 @dataclass(frozen=True)
@@ -64,7 +70,11 @@ def _family_config(cls, node, path, family):
             if not isinstance(value, (int, float)) or isinstance(value, bool):
                 raise UserError(f"line {line}: families.{family}.{key} must be a number", path)
         kwargs[key] = value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        line = next((ln for key, _, ln in items if str(exc).startswith(key)), items[0][2] if items else 1)
+        raise UserError(f"line {line}: families.{family}.{exc}", path) from None
 
 
 def load_protocol(path: str | Path) -> Protocol:
@@ -78,19 +88,33 @@ def load_protocol(path: str | Path) -> Protocol:
     families_node, _ = top["families"]
     families = {}
     fam_items = mapping_items(families_node, path, where="families")
-    check_keys(fam_items, set(FAMILY_CONFIGS), path, where="families")
+    check_keys(fam_items, set(FAMILIES), path, where="families")
+    if not fam_items:
+        raise UserError(f"line {top['families'][1]}: 'families' is empty; name at least one of "
+                        f"{', '.join(FAMILIES)}", path)
     given = {k: v for k, v, _ in fam_items}
-    for name, cls in FAMILY_CONFIGS.items():  # fixed order, whatever the file's order
+    for name, family in FAMILIES.items():  # fixed order, whatever the file's order
         if name in given:
-            families[name] = _family_config(cls, given[name], path, name)
+            families[name] = _family_config(family.config_type, given[name], path, name)
     models = to_python(top["models"][0]) if "models" in top else []
     if not isinstance(models, list):
         raise UserError(f"line {top['models'][1]}: models must be a list", path)
+    name = to_python(top["name"][0]) if "name" in top else path.stem
+    if not isinstance(name, str) or not SAFE_NAME.match(name):
+        line = top["name"][1] if "name" in top else 1
+        raise UserError(f"line {line}: name must be letters, digits, '_', '-', '.', '+' (it names the run "
+                        f"folder), not {name!r}", path)
+    description = to_python(top["description"][0]) if "description" in top else ""
+    if not isinstance(description, (str, type(None))):
+        raise UserError(f"line {top['description'][1]}: description must be text", path)
+    data = to_python(top["data"][0]) if "data" in top else None
+    if not isinstance(data, (str, type(None))):
+        raise UserError(f"line {top['data'][1]}: data must be a dataset folder, its yaml, or 'sample'", path)
     return Protocol(
-        name=str(to_python(top["name"][0])) if "name" in top else path.stem,
-        description=str(to_python(top["description"][0]) or "") if "description" in top else "",
+        name=name,
+        description=description or "",
         families=families,
-        data=to_python(top["data"][0]) if "data" in top else None,
+        data=data,
         models=tuple(models),
         path=path,
     )

@@ -9,10 +9,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from harness.metrics.registry import family_tables
+
 if TYPE_CHECKING:
     import pandas as pd
 
-TABLES = ("pixel", "objects", "fp_blobs", "images")
+# `pixel`: one row per class present in an image (additive counts); `images`: one row per image,
+# written last (it commits a chunk of records); between them the families' own tables.
+TABLES = ("pixel",) + family_tables() + ("images",)
 
 
 def concat_tables(items) -> dict[str, dict[str, np.ndarray]]:

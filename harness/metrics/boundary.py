@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from harness.metrics.family import Family, FamilySummary, MetricInfo, SummaryInputs, check_number
 from harness.metrics.standard import nanmean_classes
 
 
@@ -36,6 +37,15 @@ class BoundaryConfig:
     error_boundary_ratio: float = 0.01    # boundary width of the error breakdown, round(ratio * diagonal)
     band_widths: tuple = (1, 2, 4, 8, 16)  # trimap band curve mIoU@band<w>px
     bf_tolerance_ratio: float = 0.0075    # BF score tolerance, share of the diagonal
+
+    def __post_init__(self):
+        check_number(self, "boundary_iou_ratio", low=0, low_open=True, high=1)
+        check_number(self, "error_boundary_ratio", low=0, high=1)
+        check_number(self, "bf_tolerance_ratio", low=0, low_open=True, high=1)
+        widths = self.band_widths
+        if not isinstance(widths, (tuple, list)) or not widths or any(
+                isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+            raise ValueError(f"band_widths must be a non-empty list of integers >= 1, not {widths!r}")
 
 
 PREFIX = "bnd_"
@@ -752,3 +762,52 @@ def summary(sums: dict[str, np.ndarray], unseen_mask=None) -> dict[str, np.ndarr
         out["boundary_IoU_seen"] = nanmean_classes(pc["boundary_IoU"], ~mask)
         out["boundary_IoU_unseen"] = nanmean_classes(pc["boundary_IoU"], mask)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the family
+
+BEYOND_IOU = "beyond-iou (Bernhard et al., WACV 2024), github.com/mxbh/beyond-iou"
+
+
+class BoundaryFamily(Family):
+    """Boundary IoU, trimap IoU, the beyond-IoU error breakdown, a band curve and the BF score."""
+
+    name = "boundary"
+    config_type = BoundaryConfig
+
+    def image_tables(self, ctx, cfg: BoundaryConfig) -> dict:
+        counts = image_class_counts(ctx.gt, ctx.pred, ctx.counts()["class"], ctx.ignore_index, cfg)
+        return {"pixel": counts}
+
+    def summarize(self, inputs: SummaryInputs, cfg: BoundaryConfig) -> FamilySummary:
+        sums = {k: v for k, v in inputs.pixel_sums.items() if k.startswith(PREFIX)}
+        scalars = {k: float(v) for k, v in summary(sums, inputs.classes.unseen).items()}
+        return FamilySummary(scalars=scalars, per_class=per_class_metrics(sums))
+
+    def metrics(self, cfg: BoundaryConfig) -> tuple[MetricInfo, ...]:
+        d = f"d = max(1, round({cfg.boundary_iou_ratio:g} x image diagonal))"
+        info = [MetricInfo("boundary_IoU", self.name, definition=f"class mean of the IoU of the regions within {d} "
+                           "of each mask's boundary (the image border is not a boundary)",
+                           source=BEYOND_IOU + "; Cheng et al., CVPR 2021"),
+                MetricInfo("boundary_IoU_seen", self.name, definition="boundary_IoU over the seen classes"),
+                MetricInfo("boundary_IoU_unseen", self.name, definition="boundary_IoU over the unseen classes"),
+                MetricInfo("trimap_IoU", self.name, definition=f"class mean of IoU inside the ground truth's band of {d}",
+                           source=BEYOND_IOU),
+                MetricInfo("mBF", self.name, definition="class mean of the per-image boundary F1 at a tolerance of "
+                           f"{cfg.bf_tolerance_ratio:g} x diagonal", source="Csurka et al., BMVC 2013")]
+        for kind in ("boundary", "extent", "segment"):
+            base = f"mE_{kind}_oU"
+            info.append(MetricInfo(base, self.name, better="lower",
+                                   definition=f"class mean of the {kind} errors (FP + FN) over the union",
+                                   source=BEYOND_IOU))
+            for part in ("FP", "FN"):
+                info.append(MetricInfo(f"{base}_{part}", self.name, better="lower",
+                                       definition=f"the {part} part of {base}", source=BEYOND_IOU))
+            info.append(MetricInfo(f"{base}_renormed", self.name, better="lower",
+                                   definition=f"{base} renormalised as beyond-iou's result.py", source=BEYOND_IOU))
+        for w in band_widths(cfg):
+            info.append(MetricInfo(f"mIoU@band{w}px", self.name,
+                                   definition=f"class mean of IoU inside the ground truth's {w}-pixel band",
+                                   source=BEYOND_IOU))
+        return tuple(info)

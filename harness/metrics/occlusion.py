@@ -27,6 +27,9 @@ import cc3d
 import cv2
 import numpy as np
 
+from harness.metrics.buckets import RIGHT_CLOSED, in_bucket
+from harness.metrics.family import (COUNT, Family, FamilySummary, MetricInfo, SummaryInputs, check_buckets,
+                                    check_choice, check_number)
 from harness.metrics.objects import ObjectMap
 from harness.metrics.size import object_boxes
 
@@ -43,7 +46,12 @@ def _occlusion_buckets():
 class OcclusionConfig:
     buckets: dict = field(default_factory=_occlusion_buckets)
     hit_threshold: float = 0.5
-    connectivity: int = 8
+    connectivity: int = 8   # of the components that make objects (without instances) and of fragments
+
+    def __post_init__(self):
+        check_buckets(self, "buckets", low=0, high=1)
+        check_number(self, "hit_threshold", low=0, low_open=True, high=1)
+        check_choice(self, "connectivity", (4, 8))
 
 
 OCCLUSION_COLUMNS = ("occlusion", "occlusion_source", "occlusion_proxy", "fragments")
@@ -118,12 +126,6 @@ def occlusion_rows(objects: ObjectMap, amodal: dict | None = None, connectivity:
             "fragments": fragments}
 
 
-def _in_bucket(level: np.ndarray, lo, hi) -> np.ndarray:
-    if lo is None:
-        return level <= float(hi)
-    return (level > float(lo)) & (level <= (np.inf if hi is None else float(hi)))
-
-
 def occlusion_summary(objects: pd.DataFrame, cfg: OcclusionConfig | None = None) -> tuple[dict[str, float], pd.DataFrame]:
     """Dataset metrics by occlusion bucket from object rows carrying size and occlusion columns.
 
@@ -168,7 +170,7 @@ def occlusion_summary(objects: pd.DataFrame, cfg: OcclusionConfig | None = None)
              **stats(np.ones(level.size, bool))}]
     for name, (lo, hi) in cfg.buckets.items():
         rows.append({"bucket_kind": "occlusion", "bucket": name, "lo": math.nan if lo is None else float(lo),
-                     "hi": math.inf if hi is None else float(hi), **stats(_in_bucket(level, lo, hi))})
+                     "hi": math.inf if hi is None else float(hi), **stats(in_bucket(level, lo, hi, RIGHT_CLOSED))})
     rows.append({"bucket_kind": "fragments", "bucket": "frag_1", "lo": 1.0, "hi": 1.0, **stats(frags <= 1)})
     rows.append({"bucket_kind": "fragments", "bucket": "frag_2plus", "lo": 2.0, "hi": math.inf, **stats(frags >= 2)})
     table = pd.DataFrame(rows)
@@ -178,3 +180,46 @@ def occlusion_summary(objects: pd.DataFrame, cfg: OcclusionConfig | None = None)
         for col in ("object_recall", "object_IoU", "n_objects"):
             scalars[f"{col}@{row['bucket']}"] = float(row[col])
     return scalars, table
+
+
+# ---------------------------------------------------------------------------------------------
+# the family
+
+# The object columns the occlusion table carries beside its own (from size.object_rows).
+OBJECT_COLUMNS = ("object", "class", "area", "recall", "iou", "hit")
+
+
+class OcclusionFamily(Family):
+    """Objects found, by occlusion level (amodal masks where given, else a box proxy) and fragments.
+
+    Its objects are made with its own connectivity and hit threshold; when they equal the size
+    family's, the image context hands both families the same object rows (computed once)."""
+
+    name = "occlusion"
+    config_type = OcclusionConfig
+    tables = ("occlusion_objects",)
+
+    def image_tables(self, ctx, cfg: OcclusionConfig) -> dict:
+        objects = ctx.objects(cfg.connectivity)
+        rows = ctx.object_rows(cfg.connectivity, cfg.hit_threshold)
+        table = {c: rows[c] for c in OBJECT_COLUMNS}
+        table.update(occlusion_rows(objects, ctx.amodal, connectivity=cfg.connectivity))
+        return {"occlusion_objects": table}
+
+    def summarize(self, inputs: SummaryInputs, cfg: OcclusionConfig) -> FamilySummary:
+        scalars, table = occlusion_summary(inputs.tables.get("occlusion_objects"), cfg)
+        return FamilySummary(scalars=scalars, per_bucket=table)
+
+    def metrics(self, cfg: OcclusionConfig) -> tuple[MetricInfo, ...]:
+        info = [MetricInfo("occlusion_from_amodal_share", self.name, better=None, interval=False,
+                           definition="share of objects whose occlusion level comes from an amodal mask"),
+                MetricInfo("mean_occlusion", self.name, better=None, interval=False,
+                           definition="mean occlusion level of the objects (1 - visible / amodal area)")]
+        for bucket in list(cfg.buckets) + ["frag_1", "frag_2plus"]:
+            info += [MetricInfo(f"object_recall@{bucket}", self.name,
+                                definition=f"share of the objects of bucket {bucket} hit (pixel recall >= "
+                                f"{cfg.hit_threshold:g})"),
+                     MetricInfo(f"object_IoU@{bucket}", self.name, definition=f"mean object IoU in bucket {bucket}"),
+                     MetricInfo(f"n_objects@{bucket}", self.name, unit=COUNT, better=None, interval=False,
+                                definition=f"objects in bucket {bucket}")]
+        return tuple(info)

@@ -23,6 +23,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from harness.metrics.buckets import in_bucket
+from harness.metrics.family import (COUNT, PER_IMAGE, PIXELS, Family, FamilySummary, MetricInfo, SummaryInputs,
+                                    check_buckets, check_choice, check_number)
 from harness.metrics.histogram import label_counts
 from harness.metrics.objects import ObjectMap, components
 
@@ -47,6 +50,17 @@ class SizeConfig:
     hit_threshold: float = 0.5                                      # hit = pixel recall >= this
     worst_fraction: float = 0.1                                     # mean IoU of the worst 10% objects
     connectivity: int = 8
+
+    def __post_init__(self):
+        check_buckets(self, "buckets", low=0)
+        check_buckets(self, "relative_buckets", low=0, high=1)
+        ps = self.percentiles
+        if not isinstance(ps, (tuple, list)) or any(isinstance(p, bool) or not isinstance(p, (int, float)) for p in ps) \
+                or any(not 0 < p < 100 for p in ps) or any(b <= a for a, b in zip(ps, ps[1:])):
+            raise ValueError(f"percentiles must be increasing numbers inside (0, 100), not {ps!r}")
+        check_number(self, "hit_threshold", low=0, low_open=True, high=1)
+        check_number(self, "worst_fraction", low=0, low_open=True, high=1)
+        check_choice(self, "connectivity", (4, 8))
 
 
 OBJECT_COLUMNS = ("object", "class", "area", "rel_area", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1",
@@ -155,12 +169,6 @@ def fp_blob_rows(gt: np.ndarray, pred: np.ndarray, ignore_index: int, connectivi
 
 # ----------------------------------------------------------------------------------------------
 # per dataset
-
-
-def _in_bucket(values: np.ndarray, lo, hi) -> np.ndarray:
-    lo = -np.inf if lo is None else float(lo)
-    hi = np.inf if hi is None else float(hi)
-    return (values >= lo) & (values < hi)
 
 
 def percentile_buckets(areas: np.ndarray, percentiles) -> dict[str, tuple]:
@@ -298,8 +306,8 @@ def size_summary(objects: pd.DataFrame, fp_blobs: pd.DataFrame, n_images: int, c
                                          ("percentile", pct, area, blob_area)):
         for name, (lo, hi) in buckets.items():
             nan_edges = (lo is not None and math.isnan(lo)) or (hi is not None and math.isnan(hi))
-            sel = np.zeros(cls.size, bool) if nan_edges else _in_bucket(obj_v, lo, hi)
-            bsel = np.zeros(blob_v.size, bool) if nan_edges else _in_bucket(blob_v, lo, hi)
+            sel = np.zeros(cls.size, bool) if nan_edges else in_bucket(obj_v, lo, hi)
+            bsel = np.zeros(blob_v.size, bool) if nan_edges else in_bucket(blob_v, lo, hi)
             rows.append({"bucket_kind": kind, "bucket": name,
                          "lo": math.nan if lo is None else float(lo),
                          "hi": math.inf if hi is None else float(hi), **stats(sel, bsel)})
@@ -314,3 +322,64 @@ def size_summary(objects: pd.DataFrame, fp_blobs: pd.DataFrame, n_images: int, c
     for p, (name, (lo, _)) in zip(cfg.percentiles, list(pct.items())[1:]):
         scalars[f"pct_edge@{float(p):.0f}"] = float(lo)
     return scalars, table
+
+
+# ---------------------------------------------------------------------------------------------
+# the family
+
+SIZE_METRICS = {  # name: (unit, better, interval, definition, source)
+    "object_recall": ("%", "higher", True, "share of ground-truth objects hit (pixel recall >= hit_threshold)", ""),
+    "object_IoU": ("%", "higher", True, "mean over objects of TP / (area + the class's false positives apportioned "
+                   "by area); zeg-eval's object IoU", "after Wang et al., NeurIPS 2023 (mIoU^K)"),
+    "iIoU": ("%", "higher", False, "class mean of iTP / (iTP + iFN + FP), TP and FN weighted by the class's mean "
+             "object area over the object's area", "after Cityscapes (Cordts et al., CVPR 2016)"),
+    "n_objects": (COUNT, None, False, "ground-truth objects", ""),
+    "fp_blobs_per_image": (PER_IMAGE, "lower", True, "predicted blobs touching no ground truth of their class, "
+                           "per image", ""),
+}
+
+
+class SizeFamily(Family):
+    """Objects found, by object size: recall, object IoU, iIoU, worst objects, false-positive blobs."""
+
+    name = "size"
+    config_type = SizeConfig
+    tables = ("objects", "fp_blobs")
+
+    def image_tables(self, ctx, cfg: SizeConfig) -> dict:
+        rows = ctx.object_rows(cfg.connectivity, cfg.hit_threshold)
+        blobs = fp_blob_rows(ctx.gt, ctx.pred, ctx.ignore_index, connectivity=cfg.connectivity,
+                             thing_mask=ctx.thing_mask)
+        return {"objects": rows, "fp_blobs": blobs}
+
+    def summarize(self, inputs: SummaryInputs, cfg: SizeConfig) -> FamilySummary:
+        import pandas as pd  # per dataset only: scoring workers are forked before pandas is loaded
+
+        sums = inputs.pixel_sums
+        # Cityscapes' iIoU counts every false-positive pixel of a class, also in images where the
+        # class has no object: per-class FP = prediction area - intersection, from the pixel records.
+        pixel_fp = pd.DataFrame({"class": np.arange(inputs.classes.num_classes),
+                                 "fp": sums["pred_area"] - sums["intersect"]})
+        scalars, table = size_summary(inputs.tables.get("objects"), inputs.tables.get("fp_blobs"), inputs.n_images,
+                                      cfg, pixel_fp=pixel_fp)
+        return FamilySummary(scalars=scalars, per_bucket=table)
+
+    def metrics(self, cfg: SizeConfig) -> tuple[MetricInfo, ...]:
+        worst = f"worst{round(100 * cfg.worst_fraction, 6):g}_object_IoU"
+        kinds = dict(SIZE_METRICS)
+        kinds[worst] = ("%", "higher", False, f"mean object IoU of the worst {100 * cfg.worst_fraction:g}% of objects "
+                        "(all classes pooled)", "")
+        buckets = [""] + [f"@{b}" for b in list(cfg.buckets) + list(cfg.relative_buckets)
+                          + list(percentile_buckets(np.zeros(0), cfg.percentiles))]
+        info = []
+        for suffix in buckets:
+            where = f" (objects of bucket {suffix[1:]})" if suffix else ""
+            for name, (unit, better, interval, definition, source) in kinds.items():
+                info.append(MetricInfo(f"{name}{suffix}", self.name, unit=unit, better=better, interval=interval,
+                                       definition=definition + where, source=source))
+        info.append(MetricInfo("mIoUK", self.name, interval=False, definition="class mean of the mean object IoU",
+                               source="after Wang et al., NeurIPS 2023"))
+        for p in cfg.percentiles:
+            info.append(MetricInfo(f"pct_edge@{float(p):.0f}", self.name, unit=PIXELS, better=None, interval=False,
+                                   definition=f"object area at the dataset's {float(p):g}th percentile"))
+        return tuple(info)

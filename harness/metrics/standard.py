@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.metrics.family import Family, FamilySummary, MetricInfo, SummaryInputs, check_number
 from harness.metrics.histogram import byte_pair_counts
 
 COUNT_COLUMNS = ("intersect", "pred_area", "label_area")
@@ -20,6 +21,9 @@ COUNT_COLUMNS = ("intersect", "pred_area", "label_area")
 @dataclass(frozen=True)
 class StandardConfig:
     beta: float = 1.0  # F-score beta, as mmseg's IoUMetric
+
+    def __post_init__(self):
+        check_number(self, "beta", low=0, low_open=True)
 
 
 def image_class_counts(gt: np.ndarray, pred: np.ndarray, ignore_index: int) -> dict[str, np.ndarray]:
@@ -112,3 +116,39 @@ def summary(intersect, pred_area, label_area, unseen_mask=None, beta: float = 1.
             h = np.where((seen + unseen) > 0, 2 * seen * unseen / (seen + unseen), np.nan)
         out.update(mIoU_seen=seen, mIoU_unseen=unseen, hIoU=h)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the family
+
+
+class StandardFamily(Family):
+    """mmseg's IoUMetric (its per-class counts are the pixel table's key columns, written for
+    every protocol: other families read them), with the seen/unseen split of zero-shot papers."""
+
+    name = "standard"
+    config_type = StandardConfig
+
+    def summarize(self, inputs: SummaryInputs, cfg: StandardConfig) -> FamilySummary:
+        counts = [inputs.pixel_sums[c] for c in COUNT_COLUMNS]
+        unseen = inputs.classes.unseen
+        scalars = {k: float(v) for k, v in summary(*counts, unseen, cfg.beta).items()}
+        per_class = dict(per_class_metrics(*counts, cfg.beta))
+        per_class["pixels"] = inputs.pixel_sums["label_area"]
+        return FamilySummary(scalars=scalars, per_class=per_class)
+
+    def metrics(self, cfg: StandardConfig) -> tuple[MetricInfo, ...]:
+        mmseg = "mmseg IoUMetric (dataset-summed counts, nanmean over classes)"
+        info = [MetricInfo("aAcc", self.name, definition="pixel accuracy: Σ_c I_c / Σ_c L_c over non-ignored pixels",
+                           source=mmseg),
+                MetricInfo("mIoU", self.name, definition="mean over classes of I_c / (P_c + L_c - I_c)", source=mmseg)]
+        for name, formula in (("mAcc", "I_c / L_c"), ("mDice", "2 I_c / (P_c + L_c)"),
+                              ("mFscore", f"F-beta (beta = {cfg.beta:g}) of precision and recall"),
+                              ("mPrecision", "I_c / P_c"), ("mRecall", "I_c / L_c")):
+            info.append(MetricInfo(name, self.name, definition=f"mean over classes of {formula}", source=mmseg))
+        info += [MetricInfo("mIoU_seen", self.name, definition="mIoU over the seen classes", source="ZegCLIP (Zhou et al., CVPR 2023)"),
+                 MetricInfo("mIoU_unseen", self.name, definition="mIoU over the unseen classes",
+                            source="ZegCLIP (Zhou et al., CVPR 2023)"),
+                 MetricInfo("hIoU", self.name, definition="harmonic mean of mIoU_seen and mIoU_unseen",
+                            source="ZegCLIP (Zhou et al., CVPR 2023); Xian et al. 2019")]
+        return tuple(info)

@@ -19,6 +19,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from harness.metrics.buckets import in_bucket  # noqa: E402
+
 _BAND = re.compile(r"^mIoU@band(\d+)px$")
 
 
@@ -188,8 +190,7 @@ def small_object_table(entries, top: int = 20) -> pd.DataFrame:
             continue
         name = "small" if "small" in buckets else next(iter(buckets))
         lo, hi = buckets[name]
-        area = obj["area"].to_numpy(dtype=np.float64)
-        sel = (area >= (-np.inf if lo is None else lo)) & (area < (np.inf if hi is None else hi))
+        sel = in_bucket(obj["area"].to_numpy(dtype=np.float64), lo, hi)
         small = obj[sel]
         classes = e.model.run.dataset.classes
         g = small.groupby("class")["hit"].agg(["size", "mean"])

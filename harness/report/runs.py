@@ -15,7 +15,8 @@ import pandas as pd
 from harness.run import records, runfolder
 from harness.data.dataset import DatasetSpec
 from harness.errors import UserError
-from harness.evaluation.protocol import FAMILY_CONFIGS, Protocol
+from harness.evaluation.protocol import Protocol
+from harness.metrics.registry import FAMILIES
 
 
 @dataclass
@@ -69,11 +70,11 @@ def _protocol(manifest: dict, path: Path, notes: list) -> Protocol:
     raw = manifest.get("protocol") or {}
     families = {}
     for name, values in (raw.get("families") or {}).items():
-        if name not in FAMILY_CONFIGS:
+        if name not in FAMILIES:
             notes.append(f"metric family '{name}' is unknown to this version; not shown")
             continue
         try:
-            families[name] = _config(FAMILY_CONFIGS[name], values, notes, name)
+            families[name] = _config(FAMILIES[name].config_type, values, notes, name)
         except (TypeError, ValueError) as exc:
             notes.append(f"metric family '{name}': cannot read its settings ({exc}); not shown")
     return Protocol(name=str(raw.get("name") or path.name), families=families,

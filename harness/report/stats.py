@@ -30,6 +30,7 @@ import pandas as pd
 
 from harness.evaluation.aggregate import summarize
 from harness.metrics import standard
+from harness.metrics.buckets import LEFT_CLOSED, RIGHT_CLOSED, bucket_masks
 from harness.report.runs import ModelRun
 
 FAMILY_ORDER = ("standard", "boundary", "size", "occlusion")
@@ -116,22 +117,6 @@ def _class_sums(w: np.ndarray, img: np.ndarray, cls: np.ndarray, values: np.ndar
     return out
 
 
-def _bucket_masks(values: np.ndarray, buckets: dict, rule: str = "halfopen") -> dict[str, np.ndarray]:
-    out = {}
-    for name, (lo, hi) in buckets.items():
-        lo_v = -np.inf if lo is None else float(lo)
-        hi_v = np.inf if hi is None else float(hi)
-        if rule == "halfopen_int":  # fragments: lo <= v <= hi
-            out[name] = (values >= lo_v) & (values <= hi_v)
-        elif rule == "halfopen":     # size: lo <= v < hi
-            out[name] = (values >= lo_v) & (values < hi_v)
-        elif lo is None:           # occlusion "none": v <= hi
-            out[name] = values <= hi_v
-        else:                      # occlusion: lo < v <= hi
-            out[name] = (values > lo_v) & (values <= hi_v)
-    return out
-
-
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
@@ -171,26 +156,25 @@ class Bootstrap:
             if point.families.get("standard") == "ok" or point.families.get("boundary") == "ok":
                 out.update(self._pixel(model, point, stems, w, fams))
             if point.families.get("size") == "ok":
-                out.update(self._objects(model, stems, w, fams["size"].buckets, "size", "halfopen", "area"))
-                out.update(self._objects(model, stems, w, fams["size"].relative_buckets, "size", "halfopen",
+                out.update(self._objects(model, stems, w, fams["size"].buckets, "objects", LEFT_CLOSED, "area"))
+                out.update(self._objects(model, stems, w, fams["size"].relative_buckets, "objects", LEFT_CLOSED,
                                          "rel_area"))
                 if len(model.tables["objects"]):  # percentile buckets at the edges of the full data
                     from harness.metrics import size as size_mod
 
                     pct = size_mod.percentile_buckets(model.tables["objects"]["area"].to_numpy(dtype=np.float64),
                                                       fams["size"].percentiles)
-                    out.update(self._objects(model, stems, w, pct, "size", "halfopen", "area", with_all=False))
+                    out.update(self._objects(model, stems, w, pct, "objects", LEFT_CLOSED, "area", with_all=False))
                 out.update(self._blobs(model, stems, w, fams["size"]))
-            if point.families.get("occlusion") == "ok" and "occlusion" in model.tables["objects"].columns:
+            occluded = model.tables.get("occlusion_objects")
+            if point.families.get("occlusion") == "ok" and occluded is not None and "occlusion" in occluded.columns:
                 cfg = fams["occlusion"]
-                buckets = getattr(cfg, "buckets", None) or {}
-                hit_at = getattr(cfg, "hit_threshold", None)
-                out.update(self._objects(model, stems, w, buckets, "occlusion", "occlusion", "occlusion",
-                                         with_all=False, hit_threshold=hit_at))
-                if "fragments" in model.tables["objects"].columns:
-                    frag = {"frag_1": (None, 1), "frag_2plus": (2, None)}
-                    out.update(self._objects(model, stems, w, frag, "occlusion", "halfopen_int", "fragments",
-                                             with_all=False, hit_threshold=hit_at))
+                out.update(self._objects(model, stems, w, cfg.buckets, "occlusion_objects", RIGHT_CLOSED, "occlusion",
+                                         with_all=False))
+                # fragments: frag_1 = one piece (<= 1), frag_2plus = two or more (>= 2), as the family's summary
+                frag = {"frag_1": (None, 1.5), "frag_2plus": (1.5, None)}
+                out.update(self._objects(model, stems, w, frag, "occlusion_objects", LEFT_CLOSED, "fragments",
+                                         with_all=False))
         kept = {}
         for name, values in out.items():
             ref = point.scalars.get(name)
@@ -230,18 +214,16 @@ class Bootstrap:
                 pass
         return out
 
-    def _objects(self, model, stems, w, buckets, family, rule, column, with_all=True, hit_threshold=None) -> dict:
-        obj = model.tables["objects"]
+    def _objects(self, model, stems, w, buckets, table, rule, column, with_all=True) -> dict:
+        obj = model.tables[table]
         if not len(obj) or column not in obj.columns:
             return {}
-        img = self._index(model, "objects", stems)
+        img = self._index(model, table, stems)
         values = obj[column].to_numpy(dtype=np.float64)
-        if hit_threshold is not None and "recall" in obj:
-            hit = (obj["recall"].to_numpy(dtype=np.float64) >= hit_threshold).astype(np.float64)
-        else:
-            hit = obj["hit"].to_numpy(dtype=np.float64) if "hit" in obj else None
+        # each family's table holds `hit` at that family's own threshold
+        hit = obj["hit"].to_numpy(dtype=np.float64) if "hit" in obj else None
         iou = obj["iou"].to_numpy(dtype=np.float64) if "iou" in obj else None
-        masks = _bucket_masks(values, buckets, rule)
+        masks = bucket_masks(values, buckets, rule)
         if with_all:
             masks = {"": np.ones(len(obj), bool), **{f"@{k}": v for k, v in masks.items()}}
         else:
@@ -273,7 +255,7 @@ class Bootstrap:
         masks = {"": np.ones(len(blobs), bool)}
         for kind_buckets, col in ((cfg.buckets, "area"), (cfg.relative_buckets, "rel_area")):
             vals = blobs[col].to_numpy(dtype=np.float64)
-            masks.update({f"@{k}": v for k, v in _bucket_masks(vals, kind_buckets).items()})
+            masks.update({f"@{k}": v for k, v in bucket_masks(vals, kind_buckets).items()})
         m = np.stack([np.bincount(img[sel], minlength=n).astype(np.float64) for sel in masks.values()], axis=1)
         sums = w @ m
         return {f"fp_blobs_per_image{suffix}": _ratio(sums[:, j], total) for j, suffix in enumerate(masks)}

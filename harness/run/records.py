@@ -1,7 +1,7 @@
 """Per-image records on disk: chunked parquet tables, written atomically, resumable.
 
 A model's records live in `RUN/records/<model>/` as `<table>-<k>.parquet` for the tables of
-`harness.evaluation.evaluate.TABLES`. Chunk k is committed by its `images-<k>.parquet`, which is renamed into
+`harness.evaluation.tables.TABLES`. Chunk k is committed by its `images-<k>.parquet`, which is renamed into
 place last: a chunk without it (an interrupted write) is deleted on the next open, so a rerun
 recomputes exactly the images that were not committed and never duplicates a row.
 

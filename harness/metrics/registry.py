@@ -1,0 +1,27 @@
+"""The metric families zeg-eval knows, in the order they are evaluated and reported.
+
+Adding a family: write its module (a `Family` subclass, see harness.metrics.family) and add one
+line here.
+"""
+from __future__ import annotations
+
+from harness.metrics.boundary import BoundaryFamily
+from harness.metrics.family import Family
+from harness.metrics.occlusion import OcclusionFamily
+from harness.metrics.size import SizeFamily
+from harness.metrics.standard import StandardFamily
+
+FAMILIES: dict[str, Family] = {family.name: family for family in (
+    StandardFamily(),
+    BoundaryFamily(),
+    SizeFamily(),
+    OcclusionFamily(),
+)}
+
+
+def family_tables() -> tuple[str, ...]:
+    """Every record table a family writes rows to, in a fixed order (besides `pixel` and `images`)."""
+    out: list[str] = []
+    for family in FAMILIES.values():
+        out += [t for t in family.tables if t not in out]
+    return tuple(out)
