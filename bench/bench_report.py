@@ -20,7 +20,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.run import records, runfolder  # noqa: E402
+from harness.run import manifest as manifest_mod  # noqa: E402
+from harness.run import records  # noqa: E402
 from harness.metrics import boundary  # noqa: E402
 from harness.metrics.boundary import BoundaryConfig  # noqa: E402
 from harness.metrics.occlusion import OcclusionConfig  # noqa: E402
@@ -34,7 +35,7 @@ H, W = 480, 640
 def synth_model(model_dir: Path, stems, n_classes: int, skill: float, seed: int) -> None:
     rng = np.random.default_rng(seed)
     bcols = boundary.count_columns(BoundaryConfig())
-    writer = records.RecordWriter(model_dir, chunk_size=500)
+    writer = records.RecordWriter(model_dir, chunk_size=500)  # model_dir: a records.RecordSet
     for stem in stems:
         k = int(rng.integers(3, 12))
         classes = np.sort(rng.choice(n_classes, size=k, replace=False)).astype(np.int64)
@@ -78,14 +79,14 @@ def synth_run(run_dir: Path, n_images: int, n_models: int) -> None:
     models = {}
     for j in range(n_models):
         name = f"model{j}"
-        synth_model(runfolder.model_dir(run_dir, name), stems, len(classes), skill=0.6 + 0.1 * j, seed=j)
+        synth_model(records.RecordSet(run_dir, name), stems, len(classes), skill=0.6 + 0.1 * j, seed=j)
         models[name] = {"kind": "predictions", "path": str(run_dir / "no_predictions" / name), "status": "complete"}
-    manifest = {"status": "complete", "created": runfolder.now(), "finished": runfolder.now(),
+    manifest = {"status": "complete", "created": manifest_mod.now(), "finished": manifest_mod.now(),
                 "protocol": {"name": "bench", "families": {k: dataclasses.asdict(v) for k, v in families.items()}},
                 "dataset": {"name": "synthetic", "root": str(run_dir / "no_data"), "num_classes": len(classes),
                             "classes": classes, "unseen": classes[-15:], "ignore_index": 255},
-                "images": stems, "models": models, "versions": runfolder.versions()}
-    (run_dir / runfolder.MANIFEST).write_text(json.dumps(manifest))
+                "images": stems, "models": models, "versions": manifest_mod.versions()}
+    (run_dir / manifest_mod.MANIFEST).write_text(json.dumps(manifest))
 
 
 def main() -> int:

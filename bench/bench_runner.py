@@ -54,7 +54,7 @@ def _checkpoint(config: Path, tmp: Path) -> Path:
     import torch
 
     from harness.models import mmseg_predictor
-    from harness.models.spec import MmsegSpec
+    from harness.models.mmseg_model import MmsegSpec
 
     torch.manual_seed(0)
     spec = MmsegSpec(name="t", config=config, checkpoint=None)
@@ -72,8 +72,8 @@ def _peak() -> dict:
 
 def one(args) -> dict:
     """One measurement in this (fresh) process."""
-    from harness.models.spec import MmsegSpec
-    from harness.run.runner import run_from_args
+    from harness.models.mmseg_model import MmsegSpec
+    from harness.run.command import run_from_args
 
     data = _sample(args.images)
     tmp = Path(tempfile.mkdtemp(prefix="zeg-bench-"))
@@ -84,12 +84,13 @@ def one(args) -> dict:
     if args.what == "model_only":
         from harness.data.dataset import load_dataset
         from harness.models import mmseg_predictor
+        from harness.models.base import Runtime
 
         dataset = load_dataset(data)
         stems = dataset.stems()
         spec = MmsegSpec(name="m", config=config, checkpoint=ckpt)
-        options = mmseg_predictor.InferenceOptions(device=args.device, loader_workers=args.loader_workers)
-        stream = mmseg_predictor.predict_stream(spec, dataset, stems, options)
+        runtime = Runtime(device=args.device, loader_workers=args.loader_workers)
+        stream = mmseg_predictor.predict_stream(spec, dataset, stems, runtime)
         next(stream)  # the model is built and warm: timing starts at the second image
         start = time.perf_counter()
         n = sum(1 for _ in stream)

@@ -49,7 +49,7 @@ def _build_parser():
 
 
 def cmd_run(args) -> int:
-    from harness.run.runner import run_from_args
+    from harness.run.command import run_from_args
 
     for name in ("limit", "batch_size", "chunk_size"):
         value = getattr(args, name)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from harness.run.runner import run_from_args
+from harness.run.command import run_from_args
 
 from conftest import write_dataset, write_predictions, write_protocol
 

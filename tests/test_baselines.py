@@ -13,10 +13,11 @@ from harness.models.baselines import (
     drop_small,
     seen_bias_mapping,
 )
-from harness.models.spec import BaselineSpec, parse_models
+from harness.models.baselines import BaselineSpec
+from harness.models.registry import parse_models
 from harness.evaluation.protocol import Protocol, family_config
 from harness.metrics.registry import FAMILIES
-from harness.run.records import read_tables
+from harness.run.records import RecordSet, read_tables
 from harness.data.sample import SampleConfig, make_sample
 from harness.run.scoring import score_model
 
@@ -119,8 +120,9 @@ def test_oracle_reads_100_on_every_metric(sample, tmp_path, family):
                                             family: family_config(family)})
     predictor = BaselinePredictor(BaselineSpec(name="oracle", baseline="oracle"), sample)
     stems = sample.stems()
-    score_model(sample, protocol, tmp_path / "oracle", stems, predictor=predictor, workers=0)
-    scalars = summarize(read_tables(tmp_path / "oracle"), sample, protocol).scalars
+    records = RecordSet(tmp_path, "oracle")
+    score_model(sample, protocol, records, stems, predictor=predictor, workers=0)
+    scalars = summarize(read_tables(records), sample, protocol).scalars
     quality = {k: v for k, v in scalars.items() if not k.startswith(DESCRIPTORS + ERRORS)}
     assert len(quality) >= 10
     for name, value in quality.items():  # empty buckets give None / NaN
@@ -136,8 +138,8 @@ def test_other_baselines_fall_below_100(sample, tmp_path):
     protocol = Protocol(name="t", families={"standard": family_config("standard")})
     for spec in [BaselineSpec(name="d", baseline="drop_small"), BaselineSpec(name="e", baseline="boundary_shift", pixels=-2),
                  BaselineSpec(name="g", baseline="boundary_shift", pixels=2), BaselineSpec(name="s", baseline="seen_bias")]:
-        score_model(sample, protocol, tmp_path / spec.name, sample.stems(), predictor=BaselinePredictor(spec, sample),
-                    workers=0)
-        scalars = summarize(read_tables(tmp_path / spec.name), sample, protocol).scalars
+        records = RecordSet(tmp_path, spec.name)
+        score_model(sample, protocol, records, sample.stems(), predictor=BaselinePredictor(spec, sample), workers=0)
+        scalars = summarize(read_tables(records), sample, protocol).scalars
         assert 20 < scalars["mIoU"] < 99, spec
     assert scalars["mIoU_unseen"] == 0  # seen_bias: no unseen pixel is right

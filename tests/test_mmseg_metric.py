@@ -5,7 +5,7 @@ import pytest
 import torch
 
 import harness.evaluation.mmseg_metric  # noqa: F401  (registers ZegEvalMetric)
-from harness.run.runner import run_from_args
+from harness.run.command import run_from_args
 
 from conftest import write_dataset, write_predictions, write_protocol
 

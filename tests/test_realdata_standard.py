@@ -6,7 +6,7 @@ import yaml
 
 from harness.data.dataset import load_dataset, presets
 from harness.data.imageio import write_label_png
-from harness.run.runner import run_from_args
+from harness.run.command import run_from_args
 
 from conftest import write_protocol
 

@@ -23,7 +23,7 @@ from harness.report import add_arguments, command
 from harness.report.build import Options, build_report
 from harness.report.runs import load_runs
 from harness.report.stats import Bootstrap, draw_weights, point_estimates
-from harness.run.runner import run_from_args
+from harness.run.command import run_from_args
 
 CLASSES = ["sky", "road", "car", "person", "sign"]
 ALL_FAMILIES = "families:\n  standard: {}\n  size: {}\n  occlusion: {}\n  boundary: {}\n"
@@ -142,7 +142,8 @@ def test_single_run_page_and_csv_equal_run_records(runs, tmp_path):
     # The CSV holds the same numbers as the run's own summary.csv (absent = empty).
     mine = pd.read_csv(tmp_path / "rep/summary.csv").set_index("model")
     theirs = pd.read_csv(runs["run1"] / "summary.csv").set_index("model")
-    for col in theirs.columns:
+    assert set(theirs["condition"]) == {"clean"}
+    for col in theirs.columns.drop("condition"):
         np.testing.assert_allclose(mine.loc[theirs.index, col].to_numpy(float), theirs[col].to_numpy(float),
                                    rtol=1e-12, equal_nan=True)
     per_class = pd.read_csv(tmp_path / "rep/per_class.csv")
@@ -273,8 +274,9 @@ def test_gallery_crops_and_missing_sources(runs, tmp_path):
     manifest = json.loads((moved / "manifest.json").read_text())
     manifest["dataset"]["root"] = str(tmp_path / "gone")
     for entry in manifest["models"].values():
-        entry["path"] = str(tmp_path / "gone_preds")
-    manifest["models"]["good"].update(checkpoint="/ckpt/good.pth", checkpoint_sha256="ab12" * 16)
+        entry["spec"]["path"] = str(tmp_path / "gone_preds")
+    manifest["models"]["good"]["spec"]["checkpoint"] = "/ckpt/good.pth"
+    manifest["models"]["good"]["identities"]["clean"]["model"]["checkpoint_sha256"] = "ab12" * 16
     (moved / "manifest.json").write_text(json.dumps(manifest))
     html = report([moved], tmp_path / "g2")["html"].read_text()
     assert "not available" in html and "no pictures" in html and "no saved predictions" in html

@@ -56,7 +56,7 @@ def test_limit_model_selection_and_saved_predictions(tmp_path, sample_env):
     saved = sorted((run / "predictions" / "oracle").iterdir())
     assert [p.stem for p in saved] == dataset.stems()[:5]
     np.testing.assert_array_equal(read_label_png(saved[0]), dataset.load_label(saved[0].stem))
-    assert len(list((run / "records" / "oracle").glob("images-*.parquet"))) == 3  # chunks of 2
+    assert len(list((run / "records" / "images" / "model=oracle" / "condition=clean").glob("whole-*.parquet"))) == 3  # chunks of 2
     # A saved prediction folder scores exactly like the model that wrote it.
     rc, _, err = zeg_eval("run", PROTOCOL, "--out", tmp_path / "again", "--limit", "5", "--predictions",
                           f"ds={run / 'predictions' / 'drop_small'}", env=sample_env)
@@ -89,7 +89,7 @@ def test_changed_model_setup_is_refused(tmp_path, sample_env):
     protocol["models"][0]["pixels"] = 3
     path.write_text(yaml.safe_dump(protocol))
     rc, _, err = zeg_eval("run", path, "--out", tmp_path / "run", "--limit", "2", env=sample_env)
-    one_line_error(rc, err, "model 'b' was run into this folder with another setup", "pixels")
+    one_line_error(rc, err, "model 'b': its records in this folder were made with another setup", "pixels: 2 -> 3")
 
 
 def test_bad_protocol_models_are_one_line(tmp_path, sample_env):

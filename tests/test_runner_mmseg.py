@@ -20,7 +20,7 @@ def save_checkpoint(config, path, **cfg_options):
     import torch
 
     from harness.models import mmseg_predictor
-    from harness.models.spec import MmsegSpec
+    from harness.models.mmseg_model import MmsegSpec
 
     torch.manual_seed(0)
     spec = MmsegSpec(name="t", config=config, checkpoint=None, cfg_options=cfg_options)
@@ -67,8 +67,8 @@ def test_tiny_model_whole_and_slide(setup, tmp_path):
     assert 0 <= s["tiny"]["mIoU"] < 100 and "object_recall@small" in s["tiny"]
     m = manifest(run)
     entry = m["models"]["tiny"]
-    assert entry["checkpoint_sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
-    assert entry["device"] == "cpu" and entry["status"] == "complete" and entry["timings"][-1]["images"] == 6
+    assert entry["identities"]["clean"]["model"]["checkpoint_sha256"] == hashlib.sha256(ckpt.read_bytes()).hexdigest()
+    assert entry["run_info"] == {"device": "cpu", "precision": "fp32"} and entry["status"] == "complete" and entry["timings"][-1]["images"] == 6
     assert entry["timings"][-1]["predict_seconds"] > 0
     pred = read_label_png(run / "predictions" / "tiny" / "sample_0000.png")
     assert pred.shape == (120, 160) and pred.max() < 12
@@ -174,7 +174,7 @@ def test_zegclip_port_through_the_runner(setup, tmp_path, capsys):
     import torch
 
     from harness.models import mmseg_predictor
-    from harness.models.spec import MmsegSpec
+    from harness.models.mmseg_model import MmsegSpec
 
     root, data, _, _ = setup
     config = CONFIGS.parent.parent / "configs" / "zegclip" / "tiny_test.py"

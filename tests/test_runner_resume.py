@@ -8,7 +8,7 @@ import time
 import pytest
 import yaml
 
-from harness.run.records import read_tables
+from harness.run.records import RecordSet, read_tables
 from harness.data.sample import SampleConfig, make_sample
 
 from runner_helpers import CONFIGS, manifest, summary, zeg_eval
@@ -33,7 +33,8 @@ def test_sigint_then_rerun_gives_the_uninterrupted_summary(setup, tmp_path):
     run = tmp_path / "interrupted"
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", *map(str, args), "--out", str(run)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    first_chunk = run / "records" / "tiny" / "images-00001.parquet"
+    tiny = RecordSet(run, "tiny")
+    first_chunk = tiny.folder("images") / "whole-00001.parquet"
     deadline = time.time() + 120
     while not first_chunk.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)
@@ -44,16 +45,16 @@ def test_sigint_then_rerun_gives_the_uninterrupted_summary(setup, tmp_path):
     assert "Traceback" not in err and "interrupted" in err.splitlines()[-1]
     m = manifest(run)
     assert m["status"] == "interrupted" and m["models"]["tiny"]["status"] == "interrupted"
-    done = len(read_tables(run / "records" / "tiny")["images"])
+    done = len(read_tables(tiny)["images"])
     assert 4 <= done < 24
-    assert not list((run / "records" / "tiny").glob("*.tmp"))
+    assert not list((run / "records").rglob("*.tmp"))
     # Rerun: continues (the baseline and the committed images are not recomputed).
     rc, out, err = zeg_eval(*args, "--out", run)
     assert rc == 0, err
     m = manifest(run)
     assert m["models"]["drop_small"]["images_computed_last_run"] == 0
     assert m["models"]["tiny"]["images_computed_last_run"] == 24 - done
-    images = read_tables(run / "records" / "tiny")["images"]["image"]
+    images = read_tables(tiny)["images"]["image"]
     assert len(images) == 24 and images.is_unique
     # The same summary as a run that was never interrupted.
     rc, _, err = zeg_eval(*args, "--out", tmp_path / "clean", "--chunk-size", "64")

@@ -5,7 +5,7 @@ import sys
 import pytest
 import yaml
 
-from harness.run.records import read_tables
+from harness.run.records import RecordSet, read_tables
 from harness.data.sample import SampleConfig, make_sample
 
 from runner_helpers import CONFIGS, manifest, summary, zeg_eval
@@ -33,7 +33,7 @@ def test_shards_merge_into_the_whole_summary(setup, tmp_path):
     rc, out, err = zeg_eval("run", protocol, "--data", data, "--out", run, "--shard", "1/2", "--workers", "1")
     assert rc == 0, err
     assert "shard 1/2 done" in err and not (run / "summary.json").exists()
-    assert len(read_tables(run / "records" / "tiny")["images"]) == 3  # images 1, 3, 5
+    assert len(read_tables(RecordSet(run, "tiny"))["images"]) == 3  # images 1, 3, 5
     rc, out, err = zeg_eval("run", protocol, "--data", data, "--out", run, "--shard", "0/2", "--workers", "1")
     assert rc == 0, err  # the last shard to finish writes the summary
     assert summary(run) == whole
@@ -54,7 +54,8 @@ def test_torchrun_two_processes(setup, tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert summary(run) == whole
-    assert sorted(p.name for p in (run / "records" / "tiny").iterdir()) == ["shard-0-of-2", "shard-1-of-2"]
+    chunks = RecordSet(run, "tiny").folder("images").iterdir()
+    assert sorted(p.name for p in chunks) == ["shard-0-of-2-00000.parquet", "shard-1-of-2-00000.parquet"]
     assert proc.stdout.count("tiny: mIoU") == 1  # rank 0 reports
 
 

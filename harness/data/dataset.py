@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from harness.errors import UserError
+from harness.files import check_component
 from harness.data.imageio import read_label_png
 from harness.metrics.histogram import label_counts
 from harness.config.yamlcfg import load_yaml_mapping
@@ -80,7 +81,11 @@ class DatasetSpec:
         if self.split_file is not None:
             if not self.split_file.is_file():
                 raise UserError("split file does not exist", self.split_file)
-            stems = sorted({line.strip() for line in self.split_file.read_text().splitlines() if line.strip()})
+            lines = self.split_file.read_text().splitlines()
+            for number, line in enumerate(lines, 1):  # a stem names files we write: no paths
+                if line.strip():
+                    check_component(line.strip(), f"line {number}: stem", self.split_file)
+            stems = sorted({line.strip() for line in lines if line.strip()})
             missing = [s for s in stems if not self.label_path(s).is_file()]
             if missing:
                 raise UserError(f"{len(missing)} image(s) of the split have no label, e.g. "
@@ -149,6 +154,43 @@ def check_label_values(labels: np.ndarray, num_classes: int, ignore_index: int, 
         raise UserError(f"{what} value(s) {shown} out of range: {num_classes} classes, ignore {ignore_index}", path)
 
 
+# key: (accepted types, what to say). Types are checked, never coerced: 'no' is not false, and a
+# single name is not a list of its letters.
+_FIELD_TYPES = {"name": (str, "text"), "ignore_index": (int, "an integer"), "reduce_zero_label": (bool, "true or false"),
+                "labels_dir": (str, "a folder path"), "images_dir": ((str, type(None)), "a folder path"),
+                "instances_dir": ((str, type(None)), "a folder path"), "amodal_dir": ((str, type(None)), "a folder path"),
+                "label_suffix": (str, "text such as .png"), "split_file": ((str, type(None)), "a file path")}
+
+
+def _check_types(values: dict, lines: dict, path: Path) -> None:
+    def fail(key, message):
+        raise UserError(f"line {lines.get(key, '?')}: {key} {message}", path)
+
+    for key, (types, what) in _FIELD_TYPES.items():
+        if key in values and (not isinstance(values[key], types) or
+                              (isinstance(values[key], bool) and bool not in (types if isinstance(types, tuple) else (types,)))):
+            fail(key, f"must be {what}, not {values[key]!r}"[:200])
+    for key in ("classes", "unseen", "things"):
+        names = values.get(key)
+        if names is None and key != "classes":
+            continue
+        if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+            fail(key, "must be a list of class names (e.g. [sky, person])")
+        if len(set(names)) != len(names):
+            twice = next(n for n in names if names.count(n) > 1)
+            fail(key, f"names '{twice}' more than once")
+    if not values["classes"]:
+        fail("classes", "is empty")
+    ignore = values.get("ignore_index", 255)
+    if not 0 <= ignore < 2**16:
+        fail("ignore_index", f"must be in 0..65535, not {ignore}")
+    if ignore < len(values["classes"]):
+        fail("ignore_index", f"{ignore} is a class id ({len(values['classes'])} classes)")
+    suffix = values.get("label_suffix", ".png")
+    if "/" in suffix or "\\" in suffix or ".." in suffix:
+        fail("label_suffix", f"must be a file-name ending such as .png, not {suffix!r}")
+
+
 def load_dataset(path: str | Path) -> DatasetSpec:
     """A dataset from a folder holding dataset.yaml, the yaml file itself, or an mmseg config (.py)."""
     path = Path(path)
@@ -174,7 +216,8 @@ def load_dataset(path: str | Path) -> DatasetSpec:
     values.update({k: v for k, v in raw.items() if k != "preset"})
     if "classes" not in values:
         raise UserError("needs 'classes' (a list of names) or a 'preset'", yaml_path)
-    classes = tuple(str(c) for c in values["classes"])
+    _check_types(values, lines, yaml_path)
+    classes = tuple(values["classes"])
     for key in ("unseen", "things"):
         unknown = [n for n in values.get(key) or () if n not in classes]
         if unknown:

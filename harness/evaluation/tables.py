@@ -18,6 +18,10 @@ if TYPE_CHECKING:
 # written last (it commits a chunk of records); between them the families' own tables.
 TABLES = ("pixel",) + family_tables() + ("images",)
 
+# Incremented by any code change that changes what is recorded for the same inputs, so that a
+# rerun never reuses records made by other code (harness.run.identity).
+RECORDS_VERSION = 2
+
 
 def concat_tables(items) -> dict[str, dict[str, np.ndarray]]:
     """Per-image tables [(image, {table: {column: array}})] -> per table, every image's rows

@@ -20,10 +20,19 @@ object. Ignore pixels belong to no object and stay ignore in the prediction.
   as a seen class: `target` if given, else a seen class drawn once per unseen class from `seed`.
   Which objects are relabelled is drawn per image from (seed, image name), so the result does not
   depend on order, workers or shards.
+
+Entries of a protocol's `models:` list (`connectivity`: 4 or 8, for every baseline that uses objects):
+
+      - {name: oracle, baseline: oracle}
+      - {name: drop_small, baseline: drop_small, max_area: 1024}
+      - {name: erode_2, baseline: boundary_shift, pixels: -2}   # < 0 erodes every object, > 0 dilates
+      - {name: seen_bias, baseline: seen_bias, seed: 0, rate: 1.0, target: null}
 """
 from __future__ import annotations
 
+import dataclasses
 import zlib
+from dataclasses import dataclass
 
 import cc3d
 import cv2
@@ -32,7 +41,69 @@ from scipy import ndimage
 
 from harness.data.dataset import DatasetSpec
 from harness.errors import SkipModel, UserError
-from harness.models.spec import BaselineSpec
+from harness.models.base import NAME, ModelKind, Predictor, check_allowed, check_type
+
+BASELINES = ("oracle", "drop_small", "boundary_shift", "seen_bias")
+# The parameters each baseline uses (the others are ignored and left out of the manifest).
+BASELINE_PARAMS = {"oracle": (), "drop_small": ("max_area", "connectivity"),
+                   "boundary_shift": ("pixels", "connectivity"), "seen_bias": ("seed", "rate", "target", "connectivity")}
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    name: str
+    baseline: str
+    max_area: int = 1024       # drop_small: objects with area < max_area pixels are removed
+    pixels: int = 2            # boundary_shift: > 0 dilate, < 0 erode, by |pixels| (Euclidean disc)
+    seed: int = 0              # seen_bias: class mapping and object choice
+    rate: float = 1.0          # seen_bias: share of unseen objects relabelled
+    target: str | None = None  # seen_bias: one seen class for every unseen one
+    connectivity: int = 8      # objects = instances where the dataset has them, else connected components
+
+    kind = "baseline"
+
+
+class BaselineKind(ModelKind):
+    name = "baseline"
+    key = "baseline"
+
+    def parse(self, entry: dict, where: str, protocol_path) -> BaselineSpec:
+        path = protocol_path
+        check_allowed(entry, {f.name for f in dataclasses.fields(BaselineSpec)}, "baseline", where, path)
+        name = entry.get("name", entry["baseline"])
+        if not isinstance(name, str) or not NAME.match(name):
+            raise UserError(f"{where}: a model needs a 'name' of letters, digits, '_', '-', '.', '+'", path)
+        where = f"{where} ({name})"
+        if entry["baseline"] not in BASELINES:
+            raise UserError(f"{where}: unknown baseline '{entry['baseline']}' (known: {', '.join(BASELINES)})", path)
+        for key in ("max_area", "pixels", "seed", "connectivity"):
+            if key in entry:
+                check_type(entry, key, int, where, path, "an integer")
+        if "rate" in entry:
+            check_type(entry, "rate", (int, float), where, path, "a number")
+            if not 0 <= entry["rate"] <= 1:
+                raise UserError(f"{where}: 'rate' must be between 0 and 1", path)
+        if entry.get("target") is not None:
+            check_type(entry, "target", str, where, path, "a class name")
+        if entry.get("connectivity", 8) not in (4, 8):
+            raise UserError(f"{where}: 'connectivity' must be 4 or 8", path)
+        if entry["baseline"] == "boundary_shift" and entry.get("pixels", 2) == 0:
+            raise UserError(f"{where}: 'pixels' must not be 0 (> 0 dilates, < 0 erodes)", path)
+        if entry.get("max_area", 1024) < 1:
+            raise UserError(f"{where}: 'max_area' must be at least 1", path)
+        return BaselineSpec(**dict(entry) | {"name": name})
+
+    def describe(self, spec: BaselineSpec) -> dict:
+        out = super().describe(spec)
+        for key in {"max_area", "pixels", "seed", "rate", "target", "connectivity"} - set(BASELINE_PARAMS[spec.baseline]):
+            out.pop(key, None)
+        return out
+
+    def identity(self, spec: BaselineSpec) -> dict:
+        return {k: v for k, v in self.describe(spec).items() if k != "name"}
+
+    def open(self, spec: BaselineSpec, dataset, runtime) -> Predictor:
+        return BaselinePredictor(spec, dataset)
 
 
 def object_regions(gt: np.ndarray, ignore_index: int, instances: np.ndarray | None, connectivity: int = 8):
@@ -112,7 +183,7 @@ def _image_rng(seed: int, stem: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(stem.encode())])
 
 
-class BaselinePredictor:
+class BaselinePredictor(Predictor):
     """A baseline bound to a dataset; picklable, so it runs in the metric worker processes."""
 
     def __init__(self, spec: BaselineSpec, dataset: DatasetSpec):

@@ -1,15 +1,33 @@
-"""A model given as saved label maps `<stem>.png` (e.g. written by another codebase)."""
+"""A model given as saved label maps `<stem>.png` (e.g. written by another codebase).
+
+    models:
+      - name: other_codebase
+        predictions: preds/other        # or on the command line: --predictions NAME=DIR
+
+Its records are tied to the content of each prediction file (its digest is recorded with the
+image), not to the folder's path: a moved folder resumes, a swapped one is refused.
+"""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from harness.errors import UserError
 from harness.data.imageio import read_label_png
+from harness.errors import UserError
+from harness.models.base import NAME, ModelKind, Predictor, check_allowed, check_type, resolve_path
 
 
-class FolderPredictor:
+@dataclass(frozen=True)
+class FolderSpec:
+    name: str
+    path: Path
+
+    kind = "predictions"
+
+
+class FolderPredictor(Predictor):
     """Reads `<path>/<stem>.png`; picklable, runs in the metric worker processes."""
 
     def __init__(self, path: str | Path):
@@ -23,5 +41,44 @@ class FolderPredictor:
             raise UserError(f"missing prediction for '{stem}'", pred_path)
         return read_label_png(pred_path)
 
+    def input_path(self, stem: str) -> Path:
+        return self.path / f"{stem}.png"
+
     def where(self, stem: str):
         return self.path / f"{stem}.png"
+
+    def run_info(self) -> dict:
+        return {"path": str(self.path.resolve())}
+
+
+class FolderKind(ModelKind):
+    name = "predictions"
+    key = "predictions"
+
+    def parse(self, entry: dict, where: str, protocol_path) -> FolderSpec:
+        check_allowed(entry, {"name", "predictions"}, "predictions", where, protocol_path)
+        name = entry.get("name")
+        if not isinstance(name, str) or not NAME.match(name):
+            raise UserError(f"{where}: a model needs a 'name' of letters, digits, '_', '-', '.', '+'", protocol_path)
+        check_type(entry, "predictions", str, f"{where} ({name})", protocol_path, "a folder path")
+        base = protocol_path.parent if protocol_path is not None else None
+        return FolderSpec(name=name, path=resolve_path(entry["predictions"], base))
+
+    def describe(self, spec: FolderSpec) -> dict:
+        return {"kind": self.name, "name": spec.name, "path": str(spec.path.resolve())}
+
+    def identity(self, spec: FolderSpec) -> dict:
+        return {"kind": self.name}  # the files themselves are checked image by image
+
+    def open(self, spec: FolderSpec, dataset, runtime) -> Predictor:
+        return FolderPredictor(spec.path)
+
+
+def parse_prediction_arg(text: str) -> FolderSpec:
+    """`--predictions NAME=DIR` or `DIR` (the model is then named after the folder)."""
+    name, sep, path = text.partition("=")
+    if not sep:
+        path, name = text, Path(text.rstrip("/")).name
+    if not name or not NAME.match(name):
+        raise UserError(f"bad model name in --predictions '{text}'")
+    return FolderSpec(name=name, path=Path(path))

@@ -13,12 +13,9 @@ LoadAnnotations steps are dropped (the ground truth never enters the model's sid
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-import sys
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +23,9 @@ import torch
 
 from harness.data.dataset import DatasetSpec
 from harness.errors import UserError
-from harness.models.spec import MmsegSpec
+from harness.models.base import Runtime
+from harness.models.mmseg_model import MmsegSpec
+from harness.models.runtime import autocast, pick_device, resolve_placeholders
 
 _DROPPED_STEPS = {"LoadImageFromFile", "LoadAnnotations", "LoadImageFromNDArray", "LoadBiomedicalAnnotation",
                   "LoadDepthAnnotation"}
@@ -34,50 +33,9 @@ _TTA_STEPS = {"TestTimeAug", "MultiScaleFlipAug"}
 _SHOW = 3
 
 
-@dataclass
-class InferenceOptions:
-    device: str = "auto"            # auto | cpu | cuda | cuda:N
-    precision: str | None = None    # overrides the spec's: fp32 | fp16 | bf16
-    batch_size: int | None = None   # overrides the spec's
-    loader_workers: int | None = None  # DataLoader workers (default: min(4, CPUs // 2), at least 1)
-
-
-def pick_device(requested: str = "auto") -> str:
-    if requested in (None, "", "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if requested.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"--device {requested}: CUDA is not available on this machine")
-    if requested != "cpu" and not requested.startswith("cuda"):
-        raise UserError(f"--device must be auto, cpu, cuda or cuda:N (got '{requested}')")
-    return requested
-
-
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text[:300]}" if text else type(exc).__name__
-
-
-def dataset_values(dataset: DatasetSpec) -> dict:
-    """What `${dataset.<key>}` stands for in a model's cfg_options (open-vocabulary models)."""
-    unseen = dataset.unseen_mask
-    return {"classes": list(dataset.classes), "num_classes": dataset.num_classes,
-            "seen_ids": [int(i) for i in np.flatnonzero(~unseen)], "unseen_ids": [int(i) for i in np.flatnonzero(unseen)],
-            "ignore_index": dataset.ignore_index}
-
-
-def resolve_cfg_options(options: dict, dataset: DatasetSpec | None) -> dict:
-    """cfg_options with every value "${dataset.<key>}" replaced by the dataset's value."""
-    values = dataset_values(dataset) if dataset is not None else {}
-    out = {}
-    for key, value in options.items():
-        if isinstance(value, str) and value.startswith("${dataset.") and value.endswith("}"):
-            name = value[len("${dataset."):-1]
-            if name not in values:
-                raise UserError(f"cfg_options {key}: unknown placeholder '{value}' "
-                                f"(known: {', '.join('${dataset.' + k + '}' for k in values)})")
-            value = values[name]
-        out[key] = value
-    return out
 
 
 def load_config(spec: MmsegSpec, dataset: DatasetSpec | None = None):
@@ -88,7 +46,7 @@ def load_config(spec: MmsegSpec, dataset: DatasetSpec | None = None):
     try:
         cfg = Config.fromfile(str(spec.config))
         if spec.cfg_options:
-            cfg.merge_from_dict(resolve_cfg_options(spec.cfg_options, dataset))
+            cfg.merge_from_dict(resolve_placeholders(spec.cfg_options, dataset))
     except UserError:
         raise
     except Exception as exc:  # syntax errors, missing _base_ files, failed custom_imports ...
@@ -162,13 +120,6 @@ def read_state_dict(path: Path, weights_only: bool, name: str) -> dict:
 
 def load_weights(spec: MmsegSpec, model) -> None:
     """Strict loading: any missing, unexpected or misshapen key is an error (one line)."""
-    if spec.loader == "zegclip":
-        try:
-            from harness.zegclip.checkpoint import load_zegclip_checkpoint
-        except ImportError as exc:
-            raise UserError(f"model '{spec.name}': loader 'zegclip' is not available ({_one_line(exc)})") from None
-        load_zegclip_checkpoint(model, spec.checkpoint, strict=True, trusted=not spec.weights_only)
-        return
     from mmengine.runner.checkpoint import load_state_dict
 
     state_dict = read_state_dict(spec.checkpoint, spec.weights_only, spec.name)
@@ -236,17 +187,7 @@ def _collate(batch):
     return batch  # a list of dicts; errors are checked before mmengine's pseudo_collate
 
 
-def _autocast(device: str, precision: str, name: str):
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    if not device.startswith("cuda"):
-        print(f"zeg-eval: model '{name}': {precision} autocast is for GPUs; running fp32 on {device}",
-              file=sys.stderr, flush=True)
-        return contextlib.nullcontext()
-    return torch.autocast("cuda", dtype=torch.float16 if precision == "fp16" else torch.bfloat16)
-
-
-def prepare(spec: MmsegSpec, dataset: DatasetSpec, device: str):
+def prepare(spec: MmsegSpec, dataset: DatasetSpec, device: str, weights=load_weights):
     """Config -> model on `device`, weights loaded and checked, in eval mode; the test pipeline."""
     cfg = load_config(spec, dataset)
     model = build_model(spec, cfg, device)
@@ -257,16 +198,18 @@ def prepare(spec: MmsegSpec, dataset: DatasetSpec, device: str):
         raise UserError(f"model '{spec.name}' predicts {num_classes} classes but the dataset has "
                         f"{dataset.num_classes}; pick the matching dataset or set cfg_options "
                         f"{{model.decode_head.num_classes: {dataset.num_classes}}}", spec.config)
-    load_weights(spec, model)
+    weights(spec, model)
     model.to(device).eval()
     pipeline = _test_pipeline(cfg, spec)
     load_step = next((s for s in cfg.get("test_pipeline") or [] if s.get("type") == "LoadImageFromFile"), {})
     return model, pipeline, bool(load_step.get("to_float32", False))
 
 
-def predict_stream(spec: MmsegSpec, dataset: DatasetSpec, stems: list[str], options: InferenceOptions):
-    """Yield (stem, label map) for `stems` in order. The model is built on the first next()."""
-    device = pick_device(options.device)
+def predict_stream(spec: MmsegSpec, dataset: DatasetSpec, stems: list[str], runtime: Runtime,
+                   weights=load_weights):
+    """Yield (stem, label map) for `stems` in order. The model is built on the first next();
+    `weights(spec, model)` loads the checkpoint (the kind's loader)."""
+    device = pick_device(runtime.device)
     cpus = len(os.sched_getaffinity(0))
     threads = torch.get_num_threads()
     if device == "cpu" and "OMP_NUM_THREADS" not in os.environ:
@@ -274,25 +217,25 @@ def predict_stream(spec: MmsegSpec, dataset: DatasetSpec, stems: list[str], opti
         # torch, its threads spin-wait for each other whenever a metric worker takes a core.
         torch.set_num_threads(max(1, cpus // 2))
     try:
-        yield from _predict(spec, dataset, stems, options, device, cpus)
+        yield from _predict(spec, dataset, stems, runtime, device, cpus, weights)
     finally:
         torch.set_num_threads(threads)  # the caller's process is left as it was
 
 
-def _predict(spec, dataset, stems, options, device, cpus):
+def _predict(spec, dataset, stems, runtime: Runtime, device, cpus, weights):
     from mmengine.dataset import pseudo_collate
 
-    model, pipeline, to_float32 = prepare(spec, dataset, device)
-    precision = options.precision or spec.precision
-    batch_size = options.batch_size or spec.batch_size
-    workers = options.loader_workers
+    model, pipeline, to_float32 = prepare(spec, dataset, device, weights)
+    precision = runtime.precision or spec.precision
+    batch_size = runtime.batch_size or spec.batch_size
+    workers = runtime.loader_workers
     if workers is None:
         workers = max(1, min(4, cpus // 2))
     loader = torch.utils.data.DataLoader(
         ImageDataset(dataset, stems, pipeline, to_float32), batch_size=batch_size, shuffle=False,
         num_workers=workers, collate_fn=_collate, pin_memory=device.startswith("cuda"),
         persistent_workers=False, prefetch_factor=2 if workers > 0 else None)
-    with torch.inference_mode(), _autocast(device, precision, spec.name):
+    with torch.inference_mode(), autocast(device, precision, spec.name):
         for batch in loader:
             for item in batch:
                 if "error" in item:

@@ -229,15 +229,16 @@ def _run_header(run) -> dict:
         entry = entry if isinstance(entry, dict) else {}
         spec = entry.get("spec") if isinstance(entry.get("spec"), dict) else {}
         checkpoint = entry.get("checkpoint") or spec.get("checkpoint")
-        sha = entry.get("checkpoint_sha256") or entry.get("sha256")
+        identity = ((entry.get("identities") or {}).get("clean") or {}).get("model") or {}
+        sha = identity.get("checkpoint_sha256")
         shown = {"kind", "path", "checkpoint", "config"}
         extra = {k: v for k, v in spec.items() if k not in shown | {"name"} and v not in (None, "", [], {})}
         # per-run timings and resume counters are in manifest.json; the header shows what the model is
         extra.update({k: v for k, v in entry.items() if v not in (None, "", [], {})
-                      and k not in _ENTRY_KEYS_SHOWN_ELSEWHERE | {"spec", "identity", "checkpoint", "checkpoint_sha256",
-                                                                  "sha256", "timings", "images_computed_last_run"}})
+                      and k not in _ENTRY_KEYS_SHOWN_ELSEWHERE | {"spec", "identities", "conditions", "shards", "timings",
+                                                                  "images_computed_last_run"}})
         models.append({"name": name, "kind": entry.get("kind", spec.get("kind", "?")),
-                       "path": entry.get("path") or spec.get("path") or "", "status": entry.get("status", "?"),
+                       "path": spec.get("path") or "", "status": entry.get("status", "?"),
                        "seconds": entry.get("seconds"), "checkpoint": checkpoint or "", "sha256": sha or "",
                        "config": spec.get("config") or "",
                        "extra": " · ".join(f"{k}={json.dumps(v, default=str)}" for k, v in sorted(extra.items()))})

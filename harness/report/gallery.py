@@ -99,8 +99,9 @@ class Sources:
 
     def prediction_path(self, model, stem) -> Path | None:
         candidates = [runfolder.predictions_dir(model.run.path, model.name) / f"{stem}.png"]
-        if model.entry.get("kind", "predictions") == "predictions" and model.entry.get("path"):
-            candidates.append(Path(model.entry["path"]) / f"{stem}.png")
+        folder = (model.entry.get("spec") or {}).get("path")
+        if model.entry.get("kind", "predictions") == "predictions" and folder:
+            candidates.append(Path(folder) / f"{stem}.png")
         return next((p for p in candidates if p.is_file()), None)
 
     def prediction(self, model, stem):

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.run import records, runfolder
+from harness.run import manifest as manifest_mod
+from harness.run import records
 from harness.data.dataset import DatasetSpec
 from harness.errors import UserError
 from harness.evaluation.protocol import Protocol
@@ -99,9 +100,9 @@ def load_run(path: str | Path, label: str, allow_partial: bool = False) -> tuple
     path = Path(path)
     if not path.is_dir():
         raise UserError("run folder does not exist", path)
-    manifest_path = path / runfolder.MANIFEST
+    manifest_path = path / manifest_mod.MANIFEST
     if not manifest_path.is_file():
-        raise UserError(f"not a zeg-eval run folder (no {runfolder.MANIFEST}); give the --out folder of `zeg-eval run`",
+        raise UserError(f"not a zeg-eval run folder (no {manifest_mod.MANIFEST}); give the --out folder of `zeg-eval run`",
                         path)
     try:
         manifest = json.loads(manifest_path.read_text())
@@ -119,11 +120,15 @@ def load_run(path: str | Path, label: str, allow_partial: bool = False) -> tuple
                   protocol=_protocol(manifest, path, notes), partial=partial, notes=notes)
     models = []
     for name, entry in (manifest.get("models") or {}).items():
-        model_dir = runfolder.model_dir(path, name)
-        if not model_dir.is_dir():
-            notes.append(f"model '{name}' has no records (records/{name} missing); not shown")
+        try:
+            record_set = records.RecordSet(path, name, "clean")
+        except UserError:
+            notes.append(f"model name {name!r} in the manifest is not a plain name; not shown")
             continue
-        tables = records.read_tables(model_dir)
+        if not record_set.exists():
+            notes.append(f"model '{name}' has no records; not shown")
+            continue
+        tables = records.read_tables(record_set, strict=True)
         if not len(tables["images"]):
             notes.append(f"model '{name}' has no committed records yet; not shown")
             continue

@@ -1,95 +1,34 @@
-"""A run folder: records of every model plus summary.json/csv, per_class.csv, per_bucket.csv, manifest.json.
+"""A run folder's layout, and its summary files.
 
-    RUN/manifest.json         protocol, data, models (source, status, timings), versions, times
-    RUN/summary.json          {model: {metric: value}}
-    RUN/summary.csv           one row per model
-    RUN/per_class.csv         one row per (model, class)
-    RUN/per_bucket.csv        one row per (model, family, bucket kind, bucket)
-    RUN/records/<model>/      per-image tables (harness.run.records)
-    RUN/predictions/<model>/  label maps <stem>.png, with --save-predictions
+    RUN/manifest.json          protocol, data, models (source, status, timings), versions (harness.run.manifest)
+    RUN/summary.json           {model: {metric: value}} under the clean condition
+    RUN/summary_conditions.json  {condition: {model: {metric: value}}}, when a run has other conditions
+    RUN/summary.csv            one row per (model, condition)
+    RUN/per_class.csv          one row per (model, condition, class)
+    RUN/per_bucket.csv         one row per (model, condition, family, bucket kind, bucket)
+    RUN/records/<table>/model=<m>/condition=<c>/   per-image tables (harness.run.records)
+    RUN/predictions/<model>/<condition>/<stem>.png label maps, with --save-predictions (clean: no
+                               condition level: RUN/predictions/<model>/<stem>.png)
 """
 from __future__ import annotations
 
-import contextlib
-import datetime as dt
-import fcntl
 import json
 import math
-import os
-import platform
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from harness.files import atomic_write, atomic_write_text, check_component, inside
 
 if TYPE_CHECKING:
     from harness.evaluation.aggregate import ModelSummary
 
-MANIFEST = "manifest.json"
+CLEAN = "clean"
 
 
-def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def versions() -> dict:
-    out = {"python": platform.python_version()}
-    for package in ("zeg-eval", "numpy", "pandas", "opencv-python", "connected-components-3d", "torch",
-                    "mmengine", "mmcv", "mmsegmentation"):
-        try:
-            out[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
-
-
-def file_sha256(path: Path, chunk_size: int = 1 << 22) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk_size):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def model_dir(run_dir: Path, model: str) -> Path:
-    return Path(run_dir) / "records" / model
-
-
-def predictions_dir(run_dir: Path, model: str) -> Path:
-    return Path(run_dir) / "predictions" / model
-
-
-def read_manifest(run_dir: Path) -> dict:
-    path = Path(run_dir) / MANIFEST
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-@contextlib.contextmanager
-def manifest_lock(run_dir: Path):
-    """Serialises read-modify-write of the manifest between the shards of a split run."""
-    Path(run_dir).mkdir(parents=True, exist_ok=True)
-    with open(Path(run_dir) / ".manifest.lock", "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def update_manifest(run_dir: Path, change) -> dict:
-    """Read the manifest, apply `change(manifest)` (in place), write it back atomically; returns it."""
-    with manifest_lock(run_dir):
-        manifest = read_manifest(run_dir)
-        change(manifest)
-        write_json_atomic(Path(run_dir) / MANIFEST, manifest)
-    return manifest
-
-
-def write_json_atomic(path: Path, data) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, allow_nan=True, default=str))
-    os.replace(tmp, path)
+def predictions_dir(run_dir: Path, model: str, condition: str = CLEAN) -> Path:
+    check_component(model, "model name")
+    parts = ("predictions", model) if condition == CLEAN else ("predictions", model, check_component(condition, "condition"))
+    return inside(run_dir, *parts)
 
 
 def _finite(value):
@@ -97,20 +36,30 @@ def _finite(value):
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-def write_outputs(run_dir: Path, summaries: dict[str, ModelSummary]) -> None:
+def _json(data) -> str:
+    return json.dumps(data, indent=1, allow_nan=False, default=str)
+
+
+def write_outputs(run_dir: Path, summaries: dict[tuple[str, str], ModelSummary]) -> None:
+    """summary.json / .csv, per_class.csv and per_bucket.csv of {(model, condition): summary}."""
     import pandas as pd  # imported when needed: a run forks its metric workers before pandas is loaded
 
     run_dir = Path(run_dir)
-    write_json_atomic(run_dir / "summary.json",
-                      {m: {k: _finite(v) for k, v in s.scalars.items()} for m, s in summaries.items()})
-    summary = pd.DataFrame([{"model": m, **s.scalars} for m, s in summaries.items()])
-    tmp = run_dir / f".summary.csv.{os.getpid()}.tmp"
-    summary.to_csv(tmp, index=False)
-    os.replace(tmp, run_dir / "summary.csv")
-    per_class = [s.per_class.assign(model=m) for m, s in summaries.items()]
-    per_bucket = [s.per_bucket.assign(model=m) for m, s in summaries.items() if len(s.per_bucket)]
-    for name, frames in (("per_class.csv", per_class), ("per_bucket.csv", per_bucket)):
-        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame({"model": []})
-        tmp = run_dir / f".{name}.{os.getpid()}.tmp"
-        frame[["model"] + [c for c in frame.columns if c != "model"]].to_csv(tmp, index=False)
-        os.replace(tmp, run_dir / name)
+    by_condition: dict[str, dict] = {}
+    for (model, condition), s in summaries.items():
+        by_condition.setdefault(condition, {})[model] = {k: _finite(v) for k, v in s.scalars.items()}
+    atomic_write_text(run_dir / "summary.json", _json(by_condition.get(CLEAN, {})))
+    if set(by_condition) - {CLEAN}:
+        atomic_write_text(run_dir / "summary_conditions.json", _json(by_condition))
+    keys = ["model", "condition"]
+    summary = pd.DataFrame([{"model": m, "condition": c, **s.scalars} for (m, c), s in summaries.items()])
+    per_class = [s.per_class.assign(model=m, condition=c) for (m, c), s in summaries.items()]
+    per_bucket = [s.per_bucket.assign(model=m, condition=c) for (m, c), s in summaries.items() if len(s.per_bucket)]
+    frames = {"summary.csv": summary}
+    for name, parts in (("per_class.csv", per_class), ("per_bucket.csv", per_bucket)):
+        frames[name] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"model": [], "condition": []})
+    for name, frame in frames.items():
+        if not len(frame.columns):
+            frame = pd.DataFrame({"model": [], "condition": []})
+        frame = frame[keys + [c for c in frame.columns if c not in keys]]
+        atomic_write(run_dir / name, lambda tmp, f=frame: f.to_csv(tmp, index=False))

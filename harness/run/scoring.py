@@ -23,18 +23,21 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Iterable
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
 from harness.data.dataset import DatasetSpec
+from harness.data.imageio import write_label_png
 from harness.errors import UserError
 from harness.evaluation.evaluate import ImageInputs, check_prediction, evaluate_image
-from harness.data.imageio import write_label_png
 from harness.evaluation.protocol import Protocol
-from harness.run.records import RecordWriter
+from harness.files import atomic_write, inside
+from harness.models.base import Predictor
+from harness.run.identity import data_digest, input_digest
+from harness.run.records import WHOLE, RecordSet, RecordWriter
 
 _WORKER_STATE: dict = {}
 
@@ -44,7 +47,8 @@ class ScoreContext:
     """What a worker needs, sent to it once."""
     dataset: DatasetSpec
     protocol: Protocol
-    predictor: object | None = None   # .predict(stem, gt, instances) -> label map, or None for a stream
+    predictor: Predictor              # predicts here when in_workers; else names each image's input
+    identity: str = ""                # digest of what determines the records (harness.run.identity)
     save_dir: Path | None = None      # write every prediction here as <stem>.png
     label: str = ""
 
@@ -69,10 +73,8 @@ def _init_worker(context: ScoreContext):
 
 
 def _save_prediction(save_dir: Path, stem: str, pred: np.ndarray) -> None:
-    path = save_dir / f"{stem}.png"
-    tmp = path.with_name(f".{path.name}.tmp")
-    write_label_png(tmp, pred)
-    os.replace(tmp, path)
+    # the stem comes from data (a split file line): the file must land inside save_dir
+    atomic_write(inside(save_dir, f"{stem}.png"), lambda tmp: write_label_png(tmp, pred))
 
 
 def score_stem(stem: str, context: ScoreContext, pred: np.ndarray | None = None):
@@ -80,17 +82,20 @@ def score_stem(stem: str, context: ScoreContext, pred: np.ndarray | None = None)
     dataset = context.dataset
     gt = dataset.load_label(stem)
     instances = dataset.load_instances(stem)
+    predictor = context.predictor
     if pred is None:
-        pred = context.predictor.predict(stem, gt, instances)
-        where = context.predictor.where(stem) if hasattr(context.predictor, "where") else None
-    else:
-        where = None
-    where = where or f"model '{context.label}', image '{stem}'"
+        pred = predictor.predict(stem, gt, instances)
+    where = predictor.where(stem) or f"model '{context.label}', image '{stem}'"
     pred = check_prediction(pred, gt, dataset, where)
     if context.save_dir is not None:
         _save_prediction(context.save_dir, stem, pred)
     inputs = ImageInputs(gt=gt, pred=pred, instances=instances, amodal=dataset.load_amodal(stem))
-    return stem, evaluate_image(inputs, dataset, context.protocol)
+    tables = evaluate_image(inputs, dataset, context.protocol)
+    # what the records were made from, checked before a rerun reuses them
+    tables["images"].update(identity=np.array([context.identity], dtype=object),
+                            data_digest=np.array([data_digest(dataset, stem)], dtype=object),
+                            input_digest=np.array([input_digest(predictor, stem)], dtype=object))
+    return stem, tables
 
 
 def _score_in_worker(stem, pred=None):
@@ -118,18 +123,21 @@ class _Timed:
             self.seconds += time.perf_counter() - start
 
 
-def score_model(dataset: DatasetSpec, protocol: Protocol, model_dir: Path, stems: list[str], *,
-                predictor=None, stream: Callable[[list[str]], Iterator] | None = None,
-                workers: int | None = None, label: str = "", chunk_size: int = 64, part: str | None = None,
+def score_model(dataset: DatasetSpec, protocol: Protocol, records: RecordSet, stems: list[str], *,
+                predictor: Predictor, identity: str = "", done: set | None = None,
+                workers: int | None = None, label: str = "", chunk_size: int = 64, part: str = WHOLE,
                 save_dir: Path | None = None, max_inflight: int | None = None) -> ScoreResult:
-    """Evaluate every stem not yet recorded for the model; give exactly one of predictor or stream.
+    """Evaluate every stem of `stems` not in `done` (default: the images already recorded).
 
-    `stream(pending)` is called only when some images are pending (so a finished model is never
-    loaded) and yields (stem, label map) in the order of `pending`.
+    A predictor that runs in this process (`in_workers` false) has `stream(pending)` called only
+    when some images are pending (so a finished model is never loaded); it yields (stem, label
+    map) in the order of `pending`.
     """
-    assert (predictor is None) != (stream is None)
-    writer = RecordWriter(model_dir, chunk_size=chunk_size, part=part)
-    done = writer.done_images()
+    writer = RecordWriter(records, chunk_size=chunk_size, part=part)
+    if done is None:
+        from harness.run.records import done_images
+
+        done = done_images(records)
     pending = [s for s in stems if s not in done]
     result = ScoreResult(computed=len(pending))
     if not pending:
@@ -137,14 +145,16 @@ def score_model(dataset: DatasetSpec, protocol: Protocol, model_dir: Path, stems
     if save_dir is not None:
         Path(save_dir).mkdir(parents=True, exist_ok=True)
     workers = default_workers() if workers is None else workers
-    context = ScoreContext(dataset=dataset, protocol=protocol, predictor=predictor, save_dir=save_dir, label=label)
+    context = ScoreContext(dataset=dataset, protocol=protocol, predictor=predictor, identity=identity,
+                           save_dir=save_dir, label=label)
+    in_workers = predictor.in_workers
     bar = tqdm(total=len(stems), initial=len(stems) - len(pending), desc=label, unit="img",
                dynamic_ncols=True, disable=None, smoothing=0.1)
     start = time.perf_counter()
-    timed = _Timed(stream(pending)) if stream is not None else None
+    timed = None if in_workers else _Timed(predictor.stream(pending))
     items = timed if timed is not None else ((stem, None) for stem in pending)
     try:
-        if workers <= 0 or (predictor is not None and (workers == 1 or len(pending) < 4)):
+        if workers <= 0 or (in_workers and (workers == 1 or len(pending) < 4)):
             for stem, pred in items:
                 _commit(score_stem(stem, context, pred), writer, bar)
         else:
@@ -154,7 +164,7 @@ def score_model(dataset: DatasetSpec, protocol: Protocol, model_dir: Path, stems
             # collection, so the workers neither scan nor copy-on-write the parent's objects.
             gc.freeze()
             with _forked_pool(ctx, workers, context) as pool:
-                if stream is None:
+                if in_workers:
                     _import_in_background(SUMMARY_MODULES)
                 result.metric_wait_seconds = _pipeline(pool, items, writer, bar, max_inflight)
     finally:
@@ -227,12 +237,3 @@ def _commit(out, writer: RecordWriter, bar) -> None:
         raise tables
     writer.add(stem, tables)
     bar.update(1)
-
-
-def score_predictions(dataset: DatasetSpec, protocol: Protocol, pred_dir: Path, model_dir: Path, stems: list[str],
-                      workers: int | None = None, label: str = "", chunk_size: int = 64) -> int:
-    """A prediction folder's records (kept for callers of the first version); returns images computed."""
-    from harness.models.folder import FolderPredictor
-
-    return score_model(dataset, protocol, model_dir, stems, predictor=FolderPredictor(pred_dir),
-                       workers=workers, label=label or Path(pred_dir).name, chunk_size=chunk_size).computed
