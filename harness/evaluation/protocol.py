@@ -6,7 +6,9 @@
       standard: {}                 # defaults are the conventions in README.md
       size: {buckets: {small: [0, 1024], medium: [1024, 9216], large: [9216, null]}}
     data: sample                   # default dataset for `zeg-eval run` without --data
-    models: [...]                  # models to run (see harness/runner); optional for scoring folders
+    models: [...]                  # models to run (harness.models); optional for scoring folders
+    conditions: [clean]            # image conditions (default: clean only); a prediction folder
+                                   # holds a condition's maps in <folder>/<condition>/<stem>.png
 
 Unknown keys anywhere are errors naming the file and line.
 """
@@ -41,11 +43,12 @@ class Protocol:
     data: str | None = None
     models: tuple = ()
     path: Path | None = None
+    conditions: tuple = ("clean",)   # image conditions every model is evaluated under
 
     def to_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "data": self.data,
                 "families": {k: dataclasses.asdict(v) for k, v in self.families.items()},
-                "models": list(self.models)}
+                "models": list(self.models), "conditions": list(self.conditions)}
 
 
 def _family_config(cls, node, path, family):
@@ -81,7 +84,7 @@ def load_protocol(path: str | Path) -> Protocol:
     path = Path(path)
     root = parse_yaml(path)
     items = mapping_items(root, path)
-    check_keys(items, {"name", "description", "families", "data", "models"}, path)
+    check_keys(items, {"name", "description", "families", "data", "models", "conditions"}, path)
     top = {k: (v, line) for k, v, line in items}
     if "families" not in top:
         raise UserError("a protocol needs 'families' (standard, size, occlusion, boundary)", path)
@@ -110,7 +113,13 @@ def load_protocol(path: str | Path) -> Protocol:
     data = to_python(top["data"][0]) if "data" in top else None
     if not isinstance(data, (str, type(None))):
         raise UserError(f"line {top['data'][1]}: data must be a dataset folder, its yaml, or 'sample'", path)
+    conditions = to_python(top["conditions"][0]) if "conditions" in top else ["clean"]
+    if not isinstance(conditions, list) or not conditions or not all(
+            isinstance(c, str) and SAFE_NAME.match(c) for c in conditions) or len(set(conditions)) != len(conditions):
+        raise UserError(f"line {top['conditions'][1]}: conditions must be a list of distinct names (letters, digits, "
+                        "'_', '-', '.', '+'), e.g. [clean]", path)
     return Protocol(
+        conditions=tuple(conditions),
         name=name,
         description=description or "",
         families=families,

@@ -79,6 +79,11 @@ class Predictor:
         """What it ran with (device, precision, ...), for the manifest."""
         return {}
 
+    def under(self, condition: str) -> Predictor:
+        """This model under an image condition (`clean`: the images as they are). A predictor made
+        from the ground truth does not look at the image, so it is the same under every condition."""
+        return self
+
 
 class ModelKind:
     """Base class of a model kind (see the module docstring)."""

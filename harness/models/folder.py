@@ -4,6 +4,9 @@
       - name: other_codebase
         predictions: preds/other        # or on the command line: --predictions NAME=DIR
 
+Under a condition other than `clean` (a protocol's `conditions:`), the maps are read from
+`<folder>/<condition>/<stem>.png`.
+
 Its records are tied to the content of each prediction file (its digest is recorded with the
 image), not to the folder's path: a moved folder resumes, a swapped one is refused.
 """
@@ -49,6 +52,15 @@ class FolderPredictor(Predictor):
 
     def run_info(self) -> dict:
         return {"path": str(self.path.resolve())}
+
+    def under(self, condition: str) -> Predictor:
+        """A condition's maps lie in <folder>/<condition>/ (the clean ones in the folder itself)."""
+        if condition == "clean":
+            return self
+        folder = self.path / condition
+        if not folder.is_dir():
+            raise UserError(f"no predictions for condition '{condition}' (expected {folder}/<stem>.png)", folder)
+        return FolderPredictor(folder)
 
 
 class FolderKind(ModelKind):

@@ -94,6 +94,13 @@ class MmsegPredictor(Predictor):
     def input_path(self, stem: str) -> Path:
         return self.dataset.image_path(stem)
 
+    def under(self, condition: str) -> Predictor:
+        if condition != "clean":
+            raise UserError(f"model '{self.spec.name}': condition '{condition}' needs an image transform, and "
+                            "zeg-eval has none yet for models that run here; give a prediction folder "
+                            f"with a '{condition}' subfolder instead")
+        return self
+
     def run_info(self) -> dict:
         return dict(self._info)
 

@@ -65,7 +65,7 @@ def run_from_args(protocol_path, data, predictions, out, limit=None, workers=Non
         device = device or "auto"
         if distributed is not None and device in ("", "auto", "cuda"):
             device = distributed.device(device)
-        options = RunOptions(out=out, limit=limit, workers=workers, models=chosen,
+        options = RunOptions(out=out, limit=limit, workers=workers, models=chosen, conditions=protocol.conditions,
                              runtime=Runtime(device=device, precision=precision, batch_size=batch_size,
                                              loader_workers=loader_workers),
                              save_predictions=save_predictions, chunk_size=chunk_size,

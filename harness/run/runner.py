@@ -118,10 +118,11 @@ def _run_model(spec, protocol, dataset, stems, options: RunOptions, out: Path, s
     recorded = manifest.read(out, strict=False).get("models", {}).get(name, {}).get("identities") or {}
     part = records.part_name(options.shard)
     for condition in options.conditions:
+        predictor_here = predictor.under(condition)
         identity = model_identity(kind_identity, protocol, dataset, condition)
         record_set = records.RecordSet(out, name, condition)
         records.check_chunks(record_set)  # a damaged chunk is deleted (one line): its images are pending
-        done = verified_done(record_set, identity, dataset, predictor, stems, recorded.get(condition))
+        done = verified_done(record_set, identity, dataset, predictor_here, stems, recorded.get(condition))
         manifest.update(out, lambda m: _mark_running(m["models"][name], condition, identity))
         save_dir = runfolder.predictions_dir(out, name, condition) if options.save_predictions else None
         label = name if condition == runfolder.CLEAN else f"{name} ({condition})"
@@ -129,7 +130,7 @@ def _run_model(spec, protocol, dataset, stems, options: RunOptions, out: Path, s
         start = time.perf_counter()
         status, result = "interrupted", None
         try:
-            result = score_model(dataset, protocol, record_set, stems, predictor=predictor, identity=digest(identity),
+            result = score_model(dataset, protocol, record_set, stems, predictor=predictor_here, identity=digest(identity),
                                  done=done, workers=options.workers, label=label, chunk_size=options.chunk_size,
                                  part=part, save_dir=save_dir)
             status = "complete"
@@ -138,7 +139,7 @@ def _run_model(spec, protocol, dataset, stems, options: RunOptions, out: Path, s
             raise
         finally:
             seconds = time.perf_counter() - start
-            info = predictor.run_info()
+            info = predictor_here.run_info()
             manifest.update(out, lambda m: _finished(m["models"][name], info, status, seconds, result, condition,
                                                      shard_key))
 
