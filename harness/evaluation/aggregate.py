@@ -44,7 +44,8 @@ def class_info(dataset: DatasetSpec) -> ClassInfo:
 def apply_weights(tables: dict[str, pd.DataFrame], weights: pd.Series) -> dict[str, pd.DataFrame]:
     """The tables of a dataset in which image i appears weights[i] times (integer weights >= 0).
 
-    Pixel counts are multiplied (they are additive); other tables repeat each image's rows."""
+    Pixel counts are multiplied (they are additive); other tables repeat each image's rows, the
+    k-th copy named '<image>#k'."""
     w = pd.Series(weights)
     if (w < 0).any() or not np.all(np.asarray(w) == np.round(np.asarray(w))):
         raise ValueError("weights must be non-negative integers (how often each image is drawn)")
@@ -60,7 +61,13 @@ def apply_weights(tables: dict[str, pd.DataFrame], weights: pd.Series) -> dict[s
             scaled[counts] = frame[counts].to_numpy(dtype=np.int64) * times[:, None]
             out[name] = scaled[times > 0].reset_index(drop=True)
         else:
-            out[name] = frame.loc[frame.index.repeat(times)].reset_index(drop=True)
+            frame = frame.reset_index(drop=True)
+            repeated = frame.loc[frame.index.repeat(times)]
+            # the k-th copy of an image is another image (families may group rows by image)
+            copy = repeated.groupby(level=0).cumcount().to_numpy()
+            names = repeated["image"].astype(str).to_numpy(dtype=object)
+            renamed = np.where(copy > 0, names + "#" + copy.astype(str).astype(object), names)
+            out[name] = repeated.assign(image=renamed).reset_index(drop=True)
     return out
 
 

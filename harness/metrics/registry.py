@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from harness.metrics.boundary import BoundaryFamily
 from harness.metrics.family import Family
+from harness.metrics.image_level import ImageLevelFamily
 from harness.metrics.occlusion import OcclusionFamily
 from harness.metrics.size import SizeFamily
 from harness.metrics.standard import StandardFamily
@@ -16,6 +17,7 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
     BoundaryFamily(),
     SizeFamily(),
     OcclusionFamily(),
+    ImageLevelFamily(),
 )}
 
 

@@ -31,9 +31,10 @@ import pandas as pd
 from harness.evaluation.aggregate import summarize
 from harness.metrics import standard
 from harness.metrics.buckets import LEFT_CLOSED, RIGHT_CLOSED, bucket_masks
+from harness.metrics.registry import FAMILIES
 from harness.report.runs import ModelRun
 
-FAMILY_ORDER = ("standard", "boundary", "size", "occlusion")
+FAMILY_ORDER = tuple(FAMILIES)  # the registry's order
 
 
 @dataclass

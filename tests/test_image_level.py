@@ -1,0 +1,65 @@
+"""The image-level family (mIoU_I, mIoU_C and their worst 10%) against Wang et al.'s own code
+(JDTLosses' mIoUICMetric, its outputs in tests/reference/jdtlosses_miouic.json) on the real
+samples, and against values computed by hand on tiny maps."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from harness.data.dataset import load_dataset
+from harness.data.imageio import write_label_png
+from harness.metrics.image_level import image_level_summary, worst_count
+from helpers.cli import read_json, zeg_eval_inprocess
+from helpers.realdata import write_real_dataset
+
+REFERENCE = json.loads((Path(__file__).parent / "reference" / "jdtlosses_miouic.json").read_text())
+
+
+def _prediction(gt: np.ndarray, num_classes: int, kind: str) -> np.ndarray:
+    """The two predictions of the reference file (see its 'predictions')."""
+    base = np.where(gt == 255, 0, gt)
+    if kind == "shift7":
+        return np.roll(base, 7, axis=1)
+    out = base.copy()
+    half = gt.shape[1] // 2
+    out[:, :half] = (out[:, :half] + 1) % num_classes
+    return out
+
+
+@pytest.mark.parametrize("key", sorted(REFERENCE["values"]))
+def test_equals_jdtlosses_on_the_real_samples(key, tmp_path, capsys):
+    name, kind = key.split("/")
+    data = write_real_dataset(name, tmp_path / "data")
+    dataset = load_dataset(data)
+    preds = tmp_path / "pred"
+    preds.mkdir()
+    for stem in dataset.stems():
+        gt = dataset.load_label(stem).astype(np.int64)
+        write_label_png(preds / f"{stem}.png", _prediction(gt, dataset.num_classes, kind))
+    protocol = tmp_path / "p.yaml"
+    protocol.write_text(yaml.safe_dump({"name": "il", "families": {"image_level": {}}}))
+    rc, _, err = zeg_eval_inprocess(capsys, "run", protocol, "--data", data, "--predictions", f"m={preds}",
+                                    "--out", tmp_path / "run", "--workers", "0")
+    assert rc == 0, err
+    got = read_json(tmp_path / "run" / "summary.json")["m"]
+    for metric, value in REFERENCE["values"][key].items():
+        assert got[metric] == pytest.approx(value, rel=1e-6), metric
+
+
+def test_by_hand_on_three_images():
+    # image a: classes 0 (IoU 1.0) and 1 (IoU 0.5); image b: class 1 (IoU 0.25); image c: class 2 (0.0)
+    image = np.array(["a", "a", "b", "c"], dtype=object)
+    cls = np.array([0, 1, 1, 2])
+    iou = np.array([1.0, 0.5, 0.25, 0.0])
+    scalars, per_class = image_level_summary(image, cls, iou, num_classes=4, percent=10)
+    assert scalars["mIoU_I"] == pytest.approx(100 * (0.75 + 0.25 + 0.0) / 3)
+    assert scalars["mIoU_C"] == pytest.approx(100 * (1.0 + 0.375 + 0.0) / 3)
+    assert scalars["mIoU_I_worst10"] == 0.0                     # max(1, int(0.3)) = 1 image: c
+    assert scalars["mIoU_C_worst10"] == pytest.approx(100 * (1.0 + 0.25 + 0.0) / 3)
+    assert np.isnan(per_class[3]) and per_class[1] == pytest.approx(37.5)
+
+
+def test_worst_count_floors_as_wang_et_al():
+    assert [worst_count(n, 10) for n in (1, 9, 10, 19, 20, 30)] == [1, 1, 1, 1, 2, 3]
