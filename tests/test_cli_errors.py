@@ -8,6 +8,9 @@ import pytest
 from conftest import write_dataset, write_predictions, write_protocol
 
 
+pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
+
+
 def zeg_eval(*args, cwd=None):
     proc = subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], capture_output=True, text=True, cwd=cwd)
     return proc.returncode, proc.stdout, proc.stderr

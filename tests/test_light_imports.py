@@ -7,6 +7,11 @@ import numpy as np
 
 from conftest import write_dataset, write_predictions
 
+import pytest
+
+pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
+
+
 PROTOCOL = Path(__file__).resolve().parents[1] / "protocols" / "all.yaml"
 
 

@@ -4,6 +4,11 @@ import numpy as np
 from harness.data.dataset import load_dataset
 
 
+import pytest
+
+pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
+
+
 def _write_config(path, dataset_type, root, img, seg, **extra):
     fields = "".join(f", {k}={v!r}" for k, v in extra.items())
     path.write_text(

@@ -10,6 +10,9 @@ from harness.run.command import run_from_args
 from conftest import write_dataset, write_predictions, write_protocol
 
 
+pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
+
+
 def _maps(seed=3, n=4, num_classes=5):
     rng = np.random.default_rng(seed)
     gts, preds = [], []

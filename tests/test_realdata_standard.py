@@ -11,6 +11,9 @@ from harness.run.command import run_from_args
 from conftest import write_protocol
 
 
+pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
+
+
 def perturb(gt: np.ndarray, num_classes: int, seed: int) -> np.ndarray:
     """A plausible wrong prediction: ignore filled, a band of pixels relabelled, a class swapped."""
     rng = np.random.default_rng(seed)

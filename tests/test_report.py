@@ -302,6 +302,7 @@ def test_command_line(runs, tmp_path, capsys):
         command(parser.parse_args([]))
 
 
+@pytest.mark.slow
 def test_page_in_headless_chromium(runs, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "headless Chromium is required for this test: apt-get install -y chromium"

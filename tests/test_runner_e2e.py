@@ -12,6 +12,9 @@ from harness.data.sample import SampleConfig, make_sample
 from runner_helpers import PROTOCOL, manifest, one_line_error, summary, tree, zeg_eval
 
 
+pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
+
+
 @pytest.fixture(scope="module")
 def sample_env(tmp_path_factory):
     """`data: sample` generated on first use into a temporary cache folder."""

@@ -15,6 +15,9 @@ from conftest import REALDATA
 from runner_helpers import CONFIGS, manifest, one_line_error, summary, tree, zeg_eval
 
 
+pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
+
+
 def save_checkpoint(config, path, **cfg_options):
     """A state dict of the tiny model with seeded random weights (mmengine checkpoint layout)."""
     import torch

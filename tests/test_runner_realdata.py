@@ -11,6 +11,11 @@ from harness.data.imageio import read_label_png
 from conftest import REALDATA
 from runner_helpers import summary, zeg_eval
 
+import pytest
+
+pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
+
+
 PANOPTIC = REALDATA / "coco_panoptic_val2017_2"
 
 

@@ -15,6 +15,9 @@ from runner_helpers import CONFIGS, manifest, summary, zeg_eval
 from test_runner_mmseg import save_checkpoint
 
 
+pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("resume")

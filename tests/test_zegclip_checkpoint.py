@@ -14,6 +14,9 @@ from harness.zegclip.checkpoint import (CheckpointError, compare_state_dict,  # 
                                         convert_checkpoint, load_zegclip_checkpoint,
                                         read_checkpoint, sha256_file)
 
+pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
+
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / 'configs/zegclip/tiny_test.py'
 CLASSES = ('cat', 'dog', 'grass', 'sky', 'road', 'tree')

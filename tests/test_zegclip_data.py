@@ -12,6 +12,9 @@ import yaml
 
 import mmengine  # noqa: F401,E402
 
+pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
+
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / 'configs/zegclip'
 THIRD = ROOT / 'third_party/zegclip'

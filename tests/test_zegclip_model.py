@@ -14,6 +14,9 @@ import mmseg.models  # noqa: F401,E402  (a hard dependency)
 import harness.zegclip  # noqa: F401,E402
 from harness.zegclip import ZegCLIP, slide_windows  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
+
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / 'configs/zegclip/tiny_test.py'
 

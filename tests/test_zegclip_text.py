@@ -12,6 +12,9 @@ import harness.zegclip  # noqa: F401,E402
 from harness.zegclip import text_embeddings as te  # noqa: E402
 from harness.zegclip.checkpoint import CheckpointError  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
+
+
 TINY_TEXT = dict(type='ZegCLIPTextEncoder', context_length=77, vocab_size=49408,
                  transformer_width=16, transformer_heads=2, transformer_layers=2, embed_dim=24)
 NAMES = ['cat', 'wall-concrete', 'traffic light']

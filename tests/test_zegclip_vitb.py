@@ -14,6 +14,9 @@ import mmseg.models  # noqa: F401,E402  (a hard dependency)
 import harness.zegclip  # noqa: F401,E402
 from harness.zegclip import parity  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
+
+
 ROOT = Path(__file__).resolve().parents[1]
 FACTS = Path(os.environ.get('ZEGCLIP_FACTS_DIR', ROOT / 'third_party/zegclip/parity'))
 LAYOUT_JSON = FACTS / 'state_dict_vitb_coco_inductive.json'
