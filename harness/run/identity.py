@@ -75,7 +75,7 @@ def verified_done(records: RecordSet, identity: dict, dataset, predictor, stems,
     """The images of `stems` whose records may be reused; a UserError when a record was made from
     anything else than what this run would use."""
     rows = image_rows(records)
-    if not len(rows):
+    if rows is None or not len(rows):
         return set()
     rows = rows[rows["image"].isin(set(stems))]
     where = f"model '{records.model}'" + ("" if records.condition == "clean" else f", condition '{records.condition}'")

@@ -156,12 +156,17 @@ def _read(path: Path, columns=None) -> pd.DataFrame:
     return _parquet().read_table(path, columns=columns).to_pandas()
 
 
-def image_rows(records: RecordSet, columns=None) -> pd.DataFrame:
-    """The committed `images` rows of every part (first part wins for an image recorded twice)."""
+def image_rows(records: RecordSet, columns=None) -> pd.DataFrame | None:
+    """The committed `images` rows of every part (first part wins for an image recorded twice);
+    None when nothing is committed (without importing pandas: a fresh run forks its metric
+    workers before pandas and pyarrow are loaded)."""
+    chunks = _committed(records)
+    if not chunks:
+        return None
     import pandas as pd
 
     frames = []
-    for chunk in _committed(records):
+    for chunk in chunks:
         try:
             frames.append(_read(chunk.file(records, "images"), columns=columns).assign(_part=chunk.part))
         except Exception:  # damaged: not done (a writer deletes it, a strict reader refuses it)
@@ -174,7 +179,8 @@ def image_rows(records: RecordSet, columns=None) -> pd.DataFrame:
 
 def done_images(records: RecordSet) -> set[str]:
     """Images with committed records in any part."""
-    return set(image_rows(records, columns=["image"])["image"].tolist())
+    rows = image_rows(records, columns=["image"])
+    return set() if rows is None else set(rows["image"].tolist())
 
 
 class RecordWriter:
