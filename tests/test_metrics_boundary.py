@@ -1,8 +1,10 @@
-"""Tests of the boundary family (harness/metrics/boundary.py).
+"""Tests of the boundary family (harness/metrics/boundary.py) and its window engine
+(harness/metrics/windows.py).
 
-Expected values are worked out by hand in the comments, or come from `reference_counts`, a slow
-full-image implementation written here directly from the definitions (beyond-iou's algorithm,
-scipy.ndimage instead of OpenCV, no crops, no shortcuts).
+Expected values are worked out by hand in the comments, or come from
+`harness.metrics.boundary_reference`, the slow full-image definition of every count (one class at
+a time, scipy.ndimage instead of OpenCV, no crops, no shortcuts), or from a frozen copy of the
+previous implementation (end of this file).
 """
 from __future__ import annotations
 
@@ -13,10 +15,11 @@ import pytest
 import scipy.ndimage as ndi
 
 from harness.metrics import boundary as B
-from harness.metrics import standard
+from harness.metrics import boundary_reference as R
+from harness.metrics import standard, windows
+from harness.metrics.windows import Pixels
 
 IGN = 255
-SQ3 = np.ones((3, 3), dtype=bool)
 
 
 def cfg_for(shape, d=None, bw=None, theta=None, bands=(1, 2, 4, 8, 16)) -> B.BoundaryConfig:
@@ -50,100 +53,7 @@ def square_map(shape, rows, cols, inside=1, outside=0):
 
 
 # ------------------------------------------------------------------------------------------------
-# slow full-image reference
-
-
-def ref_disk(r):
-    # beyond-iou's "exact" kernel, written as its definition: round(euclidean distance) <= r
-    x = np.arange(-r, r + 1)
-    return np.round(np.hypot(x[:, None], x[None, :])) <= r
-
-
-def reference_counts(gt, pred, classes, cfg):
-    H, W = gt.shape
-    diag = math.sqrt(H * H + W * W)
-    d = max(int(round(cfg.boundary_iou_ratio * diag)), 1)
-    bw = int(round(cfg.error_boundary_ratio * diag))
-    theta = cfg.bf_tolerance_ratio * diag
-    valid = gt != IGN
-    rows = {c: {} for c in classes}
-    # band curve: max != min of the gt values in the clipped (2w+1)^2 window
-    bands = {}
-    for w in cfg.band_widths:
-        size = 2 * w + 1
-        bands[w] = valid & (ndi.maximum_filter(gt, size=size, mode="nearest")
-                            != ndi.minimum_filter(gt, size=size, mode="nearest"))
-    for c in classes:
-        r = rows[c]
-        if c == IGN:   # a predicted ignore value belongs to no class (beyond-iou's one_hot)
-            r.update({k: 0 for k in B.count_columns(cfg)})
-            continue
-        G = (gt == c) & valid
-        P = pred == c
-        # Boundary IoU / trimap IoU: 3x3 erosion iterated d times, outside the image = foreground
-        G_er = ndi.binary_erosion(G, SQ3, iterations=d, border_value=1)
-        P_er = ndi.binary_erosion(P, SQ3, iterations=d, border_value=1)
-        G_in, P_in = G & ~G_er, P & ~P_er
-        G_out = ndi.binary_dilation(G, SQ3, iterations=d) & ~G
-        Gd = G_in | G_out
-        r["bnd_biou_intersect"] = int((G_in & P_in & valid).sum())
-        r["bnd_biou_union"] = int(((G_in | P_in) & valid).sum())
-        r["bnd_trimap_intersect"] = int((G_in & P & valid).sum())
-        r["bnd_trimap_union"] = int(((G_in | (Gd & P)) & valid).sum())
-        for w in cfg.band_widths:
-            band = bands[w]
-            r[f"bnd_band{w}_intersect"] = int((band & G & P).sum())
-            r[f"bnd_band{w}_union"] = int((band & (G | (P & valid))).sum())
-        # error breakdown, as beyond-iou's evaluator: a label per pixel
-        tp, fp, fn, tn = G & P, P & ~G, G & ~P, ~G & ~P
-        label = np.full(gt.shape, "", dtype=object)
-        label[~valid] = "ignore"
-        label[tp] = "tp"
-        label[tn & valid] = "tn"
-        if bw > 0:
-            disk = ref_disk(bw)
-            ext_tp = ndi.binary_dilation(tp, disk) & ~tp
-            ext_tn = ndi.binary_dilation(tn, disk) & ~tn
-            contour_tp = ndi.binary_dilation(tp, SQ3) & ~tp
-            contour_tn = ndi.binary_dilation(tn, SQ3) & ~tn
-            for name, err in (("fp_boundary", fp), ("fn_boundary", fn)):
-                seed = err & ext_tp & ext_tn
-                grown = ndi.binary_dilation(seed, disk) & err
-                lab, n = ndi.label(grown, structure=SQ3)
-                for s in range(1, n + 1):
-                    seg = lab == s
-                    if contour_tp[seg].any() and contour_tn[seg].any():
-                        label[seg & (label == "")] = name
-        for name, mask in (("fp", P), ("fn", G)):
-            lab, n = ndi.label(mask, structure=SQ3)
-            for s in range(1, n + 1):
-                seg = lab == s
-                todo = seg & (label == "")
-                if todo.any():
-                    kind = "extent" if (label[seg] == "tp").any() else "segment"
-                    label[todo] = f"{name}_{kind}"
-        assert not (label == "").any()
-        r["bnd_err_tp"] = int((label == "tp").sum())
-        for part in B.ERROR_PARTS:
-            r[f"bnd_err_{part}"] = int((label == part).sum())
-        # BF: 1-px inner contours (border is no contour), Euclidean tolerance theta
-        present_g, present_p = G.any(), (P & valid).any()
-        r["bnd_bf_images"] = int(present_g or present_p)
-        f1 = 0.0
-        if present_g and present_p:
-            cg = G & ~ndi.binary_erosion(G, SQ3, border_value=1)
-            cp = P & ~ndi.binary_erosion(P, SQ3, border_value=1)
-            cp_scored = cp & valid
-            if cg.sum() == 0 or cp_scored.sum() == 0:
-                f1 = float(cg.sum() == cp_scored.sum())
-            else:
-                dist_to_g = ndi.distance_transform_edt(~cg)
-                dist_to_p = ndi.distance_transform_edt(~cp)
-                prec = (dist_to_g[cp_scored] <= theta).mean()
-                rec = (dist_to_p[cg] <= theta).mean()
-                f1 = 0.0 if prec + rec == 0 else 2 * prec * rec / (prec + rec)
-        r["bnd_bf_f1_nano"] = int(round(f1 * B.BF_SCALE))
-    return rows
+# random maps
 
 
 def random_pair(rng, shape, n_classes, ignore_frac=0.03):
@@ -187,11 +97,11 @@ def test_widths_follow_the_diagonal():
 
 @pytest.mark.parametrize("r", [0, 1, 2, 3, 5, 7, 10, 14])
 def test_rounded_disk_is_beyond_iou_kernel_and_rectangles_dilate_alike(r):
-    assert np.array_equal(B.rounded_disk(r).astype(bool), ref_disk(r))
+    assert np.array_equal(B.rounded_disk(r).astype(bool), R.beyond_iou_disk(r))
     rng = np.random.default_rng(r)
     m = (rng.random((40, 50)) < 0.05).astype(np.uint8)
-    expect = ndi.binary_dilation(m.astype(bool), ref_disk(r))
-    assert np.array_equal(B._dilate_disk(m, B.disk_rectangles(B.rounded_disk(r))).astype(bool), expect)
+    expect = ndi.binary_dilation(m.astype(bool), R.beyond_iou_disk(r))
+    assert np.array_equal(windows.dilate(m, windows.disk_rectangles(B.rounded_disk(r))).astype(bool), expect)
 
 
 @pytest.mark.parametrize("theta", [0.5, 1.0, 1.5, 2.9, 5.43])
@@ -201,7 +111,7 @@ def test_euclidean_disk_rectangles(theta):
     rng = np.random.default_rng(1)
     m = (rng.random((30, 30)) < 0.05).astype(np.uint8)
     expect = ndi.binary_dilation(m.astype(bool), expect_kernel)
-    got = B._dilate_disk(m, B.disk_rectangles(B.euclidean_disk(theta)))
+    got = windows.dilate(m, windows.disk_rectangles(B.euclidean_disk(theta)))
     assert np.array_equal(got.astype(bool), expect)
 
 
@@ -413,6 +323,14 @@ def test_class_only_predicted_on_ignore_pixels_has_no_counts():
 # invariants
 
 
+def _assert_same_as_reference(gt, pred, classes, cfg, ignore=IGN):
+    got = B.image_class_counts(gt, pred, classes, ignore, cfg)
+    ref = R.reference_counts(gt, pred, classes, ignore, cfg)
+    assert list(got) == list(ref)
+    for k in ref:
+        assert got[k].dtype == np.int64 and np.array_equal(got[k], ref[k]), (k, got[k], ref[k])
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_matches_full_image_reference(seed):
     rng = np.random.default_rng(seed)
@@ -423,11 +341,24 @@ def test_matches_full_image_reference(seed):
                   theta=float(rng.uniform(0.5, 3.5)), bands=(1, 2, 4))
     v = gt != IGN
     classes = np.unique(np.concatenate([gt[v], pred[v]])).astype(np.int64)
-    got = B.image_class_counts(gt, pred, classes, IGN, cfg)
-    ref = reference_counts(gt, pred, classes.tolist(), cfg)
-    for i, c in enumerate(classes.tolist()):
-        for k in B.count_columns(cfg):
-            assert got[k][i] == ref[c][k], (c, k)
+    _assert_same_as_reference(gt, pred, classes, cfg)
+
+
+def test_reference_widths_are_the_family_widths():
+    for shape in ((10, 10), (96, 120), (512, 512), (375, 500)):
+        cfg = B.BoundaryConfig()
+        d, bw, theta = R.widths(shape, cfg)
+        assert (d, bw) == (B.boundary_iou_width(shape, cfg), B.error_boundary_width(shape, cfg))
+        assert theta == B.bf_tolerance(shape, cfg)
+
+
+def test_reference_gives_ignore_class_and_absent_classes_zero_rows():
+    gt = square_map((12, 12), (2, 7), (2, 7))
+    gt[0] = IGN
+    ref = R.reference_counts(gt, gt, np.array([1, IGN, 42]), IGN, cfg_for((12, 12), d=1, bw=1, theta=1.0))
+    assert all(v[1] == 0 and v[2] == 0 for v in ref.values())
+    assert ref["bnd_err_tp"][0] == 36 and ref["bnd_bf_f1_nano"][0] == B.BF_SCALE
+    _assert_same_as_reference(gt, gt, np.array([1, IGN, 42]), cfg_for((12, 12), d=1, bw=1, theta=1.0))
 
 
 def test_default_config_matches_reference_on_a_larger_map():
@@ -436,10 +367,7 @@ def test_default_config_matches_reference_on_a_larger_map():
     cfg = B.BoundaryConfig()            # d = 3, bw = 2, theta = 1.15 on 96x120
     v = gt != IGN
     classes = np.unique(np.concatenate([gt[v], pred[v]])).astype(np.int64)
-    got = B.image_class_counts(gt, pred, classes, IGN, cfg)
-    ref = reference_counts(gt, pred, classes.tolist(), cfg)
-    for i, c in enumerate(classes.tolist()):
-        assert {k: int(got[k][i]) for k in got} == ref[c]
+    _assert_same_as_reference(gt, pred, classes, cfg)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -567,10 +495,22 @@ def test_summary_accepts_batch_axes():
 
 
 from harness.metrics.boundary import (  # noqa: E402  (helpers the old code shares, unchanged)
-    BF_SCALE, _SQUARE3, BoundaryConfig, _dilate, _dilate_disk, _erode, band_widths, bf_tolerance,
-    boundary_iou_width, count_columns, disk_rectangles, error_boundary_width, euclidean_disk,
-    rounded_disk, square)
+    BF_SCALE, BoundaryConfig, band_widths, bf_tolerance, boundary_iou_width, count_columns,
+    error_boundary_width, euclidean_disk, rounded_disk, square)
+from harness.metrics.windows import dilate as _dilate_disk, disk_rectangles  # noqa: E402
 import cv2  # noqa: E402
+
+_SQUARE3 = square(1)
+
+
+def _dilate(mask: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    # default border: pixels outside the image never dilate into it
+    return cv2.dilate(mask, kernel)
+
+
+def _erode(mask: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    # default border: pixels outside the image count as foreground, so the border is no boundary
+    return cv2.erode(mask, kernel)
 
 
 def legacy_compact(labels: np.ndarray, classes: np.ndarray, other: int) -> np.ndarray:
@@ -899,17 +839,18 @@ def test_same_counts_as_previous_implementation_edge_cases():
 def test_exists_exact_window_gather_matches_dilation(rects_of, gather_cost, monkeypatch):
     # the exact look-up gathers windows of maps padded by the largest reach or dilates a crop; both
     # must equal the dilation of the class mask (outside the image never in it), also at the border
-    monkeypatch.setattr(B, "_GATHER_COST", gather_cost)
+    monkeypatch.setattr(windows, "GATHER_COST", gather_cost)
     rng = np.random.default_rng(7)
     H, W, k = 23, 31, 5
     gi = rng.integers(0, k + 2, size=(H, W)).astype(np.uint8)
     pi = rng.integers(0, k + 2, size=(H, W)).astype(np.uint8)
-    rects = {"square": (B.square(4),), "rounded": B.disk_rectangles(B.rounded_disk(3)),
-             "euclid": B.disk_rectangles(B.euclidean_disk(2.9))}[rects_of]
-    pad = B._Pad((H, W), 6)
+    rects = {"square": (B.square(4),), "rounded": windows.disk_rectangles(B.rounded_disk(3)),
+             "euclid": windows.disk_rectangles(B.euclidean_disk(2.9))}[rects_of]
+    views = windows.WindowViews((H, W), 6)
     inside = np.ones((H, W), dtype=np.uint8)
     ys, xs = np.divmod(np.arange(H * W), W)
     cls = rng.integers(0, k, size=H * W).astype(np.uint8)
+    px = Pixels(np.arange(H * W), ys, xs, cls)
 
     def tn(cc, take):
         return (take(gi, k + 2) != cc) & (take(pi, k + 2) != cc) & (take(inside) != 0)
@@ -918,10 +859,10 @@ def test_exists_exact_window_gather_matches_dilation(rects_of, gather_cost, monk
         return (take(gi, k + 2) == cc) & (take(pi, k + 2) == cc)
 
     for fn, mask_of in ((tn, lambda c: (gi != c) & (pi != c)), (tp, lambda c: (gi == c) & (pi == c))):
-        got = B._exists_exact(ys, xs, cls, rects, fn, pad)
+        got = windows.exists_exact(px, rects, fn, views)
         expect = np.zeros(H * W, dtype=bool)
         for c in range(k):
-            dil = B._dilate_disk(mask_of(c).astype(np.uint8), rects).ravel() != 0
+            dil = windows.dilate(mask_of(c).astype(np.uint8), rects).ravel() != 0
             expect[cls == c] = dil[cls == c]
         assert np.array_equal(got, expect)
 
@@ -934,7 +875,7 @@ def test_components_match_per_class_opencv_labelling():
         cls_map = rng.integers(0, n_cls, size=shape)
         ys, xs = np.nonzero(keep)
         cls = cls_map[ys, xs].astype(np.uint8)
-        lab = B._components(ys, xs, cls, shape)
+        lab = B._components(Pixels(ys * shape[1] + xs, ys, xs, cls))
         assert lab.min() >= 1
         for c in range(n_cls):
             sel = cls == c
@@ -958,15 +899,15 @@ def test_presence_query_on_code_maps_matches_dilation(rects_of, dtype, groups):
     # window's; it must equal the per-class dilation of the held pixels (outside never in it)
     rng = np.random.default_rng(5)
     H, W, k = 26, 19, 9
-    rects = {"square": (B.square(3),), "rounded": B.disk_rectangles(B.rounded_disk(3))}[rects_of]
+    rects = {"square": (B.square(3),), "rounded": windows.disk_rectangles(B.rounded_disk(3))}[rects_of]
     labels = rng.integers(0, k, size=(H, W)).astype(dtype)
     holds = rng.random((H, W)) < 0.3
-    pres = B._Presence([(labels, holds)], rects, k, dtype, groups=groups, pad=B._Pad((H, W), 3))
+    pres = windows.ClassPresence([(labels, holds)], rects, groups=groups, views=windows.WindowViews((H, W), 3))
     ys, xs = np.divmod(np.arange(H * W), W)
     cls = rng.integers(0, k, size=H * W).astype(dtype)
-    got = pres.query(0, ys, xs, cls, np.arange(H * W))
+    got = pres.query(0, Pixels(np.arange(H * W), ys, xs, cls))
     expect = np.zeros(H * W, dtype=bool)
     for c in range(k):
-        dil = B._dilate_disk((holds & (labels == c)).astype(np.uint8), rects).ravel() != 0
+        dil = windows.dilate((holds & (labels == c)).astype(np.uint8), rects).ravel() != 0
         expect[cls == c] = dil[cls == c]
     assert np.array_equal(got, expect)

@@ -12,11 +12,13 @@ utils.py, result.py) so that the numbers are comparable with that paper:
 * counts are summed per class over the whole dataset and only then turned into ratios; class
   means skip classes whose ratio is 0/0 (pandas' mean skips NaN).
 
-Per image all classes are computed at once: L∞ bands and contours from max/min filters of the
-label maps, window tests ("a pixel of class c within the disk of p") from max/min filters of label
-maps, and the error breakdown on the lists of error pixels only; this gives exactly the full-image
-result (docs, "Implementation"; tested against a full-image reference and the previous per-class
-implementation).
+The definition of every count, one class at a time on the full image, is
+`harness.metrics.boundary_reference`; the tests hold `image_class_counts` to it on every column.
+Here, per image, all classes are computed at once and exactly as the definition: L∞ bands and
+contours from max/min filters of the label maps, counted by one histogram of (class, flag byte)
+per map; window tests ("a pixel of class c within the disk of p") by the window engine,
+`harness.metrics.windows`; the error breakdown and BF on the lists of error and contour pixels
+only (docs/metrics_boundary.md, "Implementation").
 """
 from __future__ import annotations
 
@@ -29,6 +31,8 @@ import numpy as np
 
 from harness.metrics.family import Family, FamilySummary, MetricInfo, SummaryInputs, check_number
 from harness.metrics.standard import nanmean_classes
+from harness.metrics.windows import (ClassPresence, Pixels, WindowViews, disk_rectangles, exists_exact,
+                                     max_filter, min_filter)
 
 
 @dataclass(frozen=True)
@@ -119,52 +123,83 @@ def euclidean_disk(tolerance: float) -> np.ndarray:
     return ((x[:, None] ** 2 + x[None, :] ** 2) <= tolerance * tolerance).astype(np.uint8)
 
 
-def disk_rectangles(kernel: np.ndarray) -> tuple[np.ndarray, ...]:
-    """A centred disk-like kernel (rows symmetric, row half-widths non-increasing away from the
-    centre) as the union of few rectangles: dilating by each and OR-ing gives the dilation by the
-    disk (exactly: dilation distributes over the union of structuring elements), and OpenCV dilates
-    by rectangles separably, about twice as fast as by the disk itself."""
-    r = kernel.shape[0] // 2
-    half = [int(kernel[r + y].sum()) // 2 for y in range(r + 1)]
-    rects = []
-    for hw in sorted(set(half), reverse=True):
-        hh = max(y for y in range(r + 1) if half[y] >= hw)
-        rects.append(np.ones((2 * hh + 1, 2 * hw + 1), dtype=np.uint8))
-    return tuple(rects)
-
-
-def _dilate_disk(mask: np.ndarray, rects: tuple[np.ndarray, ...]) -> np.ndarray:
-    out = cv2.dilate(mask, rects[0])
-    for rect in rects[1:]:
-        out |= cv2.dilate(mask, rect)
-    return out
-
-
 _SQUARE3 = square(1)
 
 
-def _dilate(mask: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    # default border: pixels outside the image never dilate into it
-    return cv2.dilate(mask, kernel)
+# ---------------------------------------------------------------------------------------------
+# flag bytes
+#
+# Per-class counts over whole regions of the map (TP, inner bands, contours, the band curve's
+# bands) come from one 2-D histogram of (class, flag byte) per map (`_FlagCounts`): each pixel gets
+# a byte of facts about it, and a count is the sum over the bytes that have the wanted bits. The
+# constants are bit positions in the byte (plain ints, not an IntEnum: numpy widens a uint8 array
+# shifted by an int subclass to int64).
+#
+# The byte of a pixel of the gt map, counted under its gt class c (ignored gt pixels are not counted):
+G_TP = 0                # the prediction is c too: a true positive of c
+G_INNER = 1             # in G_c ∩ G_d, the inner band of width d of Boundary and trimap IoU
+G_PRED_INNER = 2        # in P_c' ∩ P_d for its predicted class c' (with G_TP: in P_c ∩ P_d)
+G_CONTOUR = 3           # on the 1-pixel inner contour of G_c (BF)
+G_LEVEL = 4             # bits 4-6: the pixel's band level (below)
+# The byte of a pixel of the prediction, counted under its predicted class c (also where the gt is
+# ignored, as the prediction there still shapes P_c):
+P_VALID = 0             # the gt is not ignored: the pixel is scored
+P_INNER = 1             # in P_c ∩ P_d
+P_CONTOUR = 2           # on the 1-pixel inner contour of P_c (BF)
+P_LEVEL = 3             # bits 3-5: the pixel's band level
+# Band level, 3 bits: the index i of the narrowest band of the band curve that holds the pixel
+# (the bands are nested, so "in band i" is level <= i), len(widths) if none does, LEVEL_IGNORED
+# where the gt is ignored. With 7 widths "in none" and "ignored" share the value 7; both are in no
+# band, which is all the counts ask.
+LEVEL_MASK = 0b111
+LEVEL_IGNORED = 7
+MAX_BAND_WIDTHS = 7
+
+_BYTES = np.arange(256)
 
 
-def _erode(mask: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    # default border: pixels outside the image count as foreground, so the border is no boundary
-    return cv2.erode(mask, kernel)
+def _bytes_with(bits, band, level_bit: int) -> np.ndarray:
+    """bool over the 256 flag bytes: those with every bit of `bits` set and, unless band is None,
+    a level <= band (levels stored from bit `level_bit` on)."""
+    sel = np.ones(256, dtype=bool)
+    for bit in bits:
+        sel &= ((_BYTES >> bit) & 1) == 1
+    if band is not None:
+        sel &= ((_BYTES >> level_bit) & LEVEL_MASK) <= band
+    return sel
+
+
+def _pack(fields) -> np.ndarray:
+    """The flag byte of each pixel from (bit, field) pairs: a bool mask, or a uint8 map of small
+    values (the level), shifted to its bit."""
+    byte = None
+    for bit, field in fields:
+        part = field.view(np.uint8) << bit
+        if byte is None:
+            byte = part
+        else:
+            byte |= part
+    return byte
+
+
+def _flag_hist(labels: np.ndarray, flags: np.ndarray, k: int) -> np.ndarray:
+    """[k, 256] int64 counts of (label j < k, flag byte) pairs."""
+    if labels.dtype == np.uint8 and labels.size < (1 << 24):   # float32 bins are exact below 2^24
+        h = cv2.calcHist([labels, flags], [0, 1], None, [k, 256], [0, k, 0, 256])
+        return h.reshape(k, 256).astype(np.int64)
+    code = labels.astype(np.int64) * 256 + flags
+    code = code[labels < k]
+    return np.bincount(code.ravel(), minlength=k * 256)[:k * 256].reshape(k, 256).astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
-# per image
+# one image on compact label maps
 #
-# All classes are handled at once on "compact" label maps (gi, pi: 0..k-1 the classes, k ignore /
-# the ignore value, k+1 any other value). Window tests of the form "is there a pixel of class c
-# within the window of p" (c depending on p) are answered for every pixel at once by a max filter
-# and a min filter of a label map that holds the class where the set holds and nothing elsewhere:
-# c is present if it is the window's max or min, absent if it lies outside [min, max], and only
-# when min < c < max (three classes in one window) is the answer looked up exactly, per class, by
-# a window gather or a cropped dilation of that class's mask (`_Presence`, `_exists_exact`).
-# Everything of the error breakdown and of the BF score happens at error / contour pixels, which
-# are few: it is computed on lists of pixels (flat indices) instead of per-class masks.
+# All classes are handled at once on "compact" label maps: 0..k-1 the image's classes, k the
+# ignore value (an ignored gt pixel, or the ignore value predicted), k+1 any other value, k+2
+# outside the image where a map is padded. Window tests ("a pixel of class c within the window of
+# p") are answered by the window engine (`harness.metrics.windows`). The error breakdown and the BF
+# score only look at error and contour pixels, which are few: they work on lists of pixels.
 
 
 def _compact(labels: np.ndarray, classes: np.ndarray, other: int, dtype) -> np.ndarray:
@@ -204,235 +239,176 @@ def _compact_ignore(labels: np.ndarray, classes: np.ndarray, other: int, dtype, 
     return out
 
 
-def _max_filter(img: np.ndarray, rects: tuple[np.ndarray, ...]) -> np.ndarray:
-    """Max over the window given as a union of centred rectangles (per channel; the outside of the
-    image is ignored, OpenCV's default border for dilation)."""
-    out = cv2.dilate(img, rects[0])
-    for rect in rects[1:]:
-        np.maximum(out, cv2.dilate(img, rect), out=out)
-    return out
+@dataclass(frozen=True)
+class _Image:
+    """The compact maps of one image and the masks every count starts from."""
+    gi: np.ndarray          # compact gt
+    pi: np.ndarray          # compact prediction
+    k: int                  # number of classes
+    valid: np.ndarray       # the gt is not ignored: the pixel is scored
+    g_cls: np.ndarray       # in G_c for c = gi (valid by construction)
+    p_cls: np.ndarray       # in P_c for c = pi (also on ignored pixels)
+    tp: np.ndarray          # a TP of class gi (= pi)
+
+    @classmethod
+    def of(cls, gt, pred, classes: np.ndarray, ignore_index: int) -> _Image:
+        k = classes.size
+        # room for the labels up to k+2 and for the window engine's "nothing held" (the max)
+        dtype = np.uint8 if k + 3 <= 254 else np.uint16
+        # a class equal to the ignore value keeps no pixel: pixels of that value become k
+        gi = _compact_ignore(gt, classes, k + 1, dtype, ignore_index)
+        pi = _compact_ignore(pred, classes, k + 1, dtype, ignore_index)
+        g_cls, p_cls = gi < k, pi < k
+        return cls(gi, pi, k, gi != k, g_cls, p_cls, (gi == pi) & g_cls)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.gi.shape
+
+    def fp(self) -> Pixels:
+        """FP pixels of their predicted class c = pi (also on ignored pixels, which are not scored)."""
+        return Pixels.where(self.p_cls & ~self.tp, self.pi)
+
+    def fn(self) -> Pixels:
+        """FN pixels of their gt class c = gi."""
+        return Pixels.where(self.g_cls & ~self.tp, self.gi)
 
 
-def _min_filter(img: np.ndarray, rects: tuple[np.ndarray, ...]) -> np.ndarray:
-    """Min over the window (the outside of the image is ignored, OpenCV's default border)."""
-    out = cv2.erode(img, rects[0])
-    for rect in rects[1:]:
-        np.minimum(out, cv2.erode(img, rect), out=out)
-    return out
+def _count(cls: np.ndarray, n: int) -> np.ndarray:
+    """int64 [n]: how many of the pixels are of each class."""
+    return np.bincount(cls, minlength=n)[:n].astype(np.int64)
 
 
-def _reach(rects) -> tuple[int, int]:
-    return max(r.shape[0] for r in rects) // 2, max(r.shape[1] for r in rects) // 2
+# ---------------------------------------------------------------------------------------------
+# L∞ bands and contours
+
+@dataclass(frozen=True)
+class _Bands:
+    """Bands and contours of every class at once (c = the pixel's own gt / predicted class)."""
+    g_inner: np.ndarray     # G_c ∩ G_d (c = gi)
+    p_inner: np.ndarray     # P_c ∩ P_d (c = pi)
+    g_contour: np.ndarray   # 1-pixel inner contour of G_c (c = gi)
+    p_contour: np.ndarray   # 1-pixel inner contour of P_c (c = pi)
+    level: np.ndarray       # uint8 band level of the band curve (see the flag bytes)
 
 
-class _Presence:
-    """Answers "is there a pixel of class c(p) in window(p)" for lists of pixels p, for label maps
-    given as (labels, holds): the map holds class labels[q] at the pixels q where `holds`.
-
-    The classes are split into `groups` by index (j mod groups); per map and group, a max filter of
-    (class + 1) and a min filter of the class (255/65535 where the map holds nothing of the group)
-    decide most pixels; the rest (another class of the group below and above c in the window) is
-    looked up exactly by `_exists_exact` with mask_fn(c, take)."""
-
-    def __init__(self, maps, rects, k: int, dtype, groups: int = 2, pad=None):
-        if pad is None:
-            pad = _Pad(maps[0][0].shape, max(_reach(rects)))
-        self.rects, self.k, self.groups, self.pad = rects, k, groups, pad
-        self.hi, self.lo, self.code = [], [], []
-        for labels, holds in maps:
-            his, los, codes = [], [], []
-            h8 = holds.view(np.uint8)
-            if groups == 2:
-                odd = (labels & labels.dtype.type(1)).view(np.uint8) if labels.dtype == np.uint8 \
-                    else (labels & 1).astype(np.uint8)
-                odd &= h8
-                hs = (h8 ^ odd, odd)
-            else:
-                hs = [holds & ((labels % groups) == g) for g in range(groups)] if groups > 1 else [holds]
-            for h in hs:
-                h = h.view(np.uint8) if h.dtype == bool else h
-                # labels where the map holds the group, the dtype's max elsewhere
-                lv = labels | (h.astype(labels.dtype, copy=False) - labels.dtype.type(1))
-                # class + 1 where it holds, 0 elsewhere: adding 1 wraps the dtype's max to 0
-                hv = lv + labels.dtype.type(1)
-                his.append(_max_filter(hv, rects).ravel())
-                los.append(_min_filter(lv, rects).ravel())
-                codes.append(lv)
-            # the map as one code array (class where it holds, the dtype's max elsewhere; the
-            # groups are disjoint): an exact look-up gathers and compares one array instead of
-            # building a mask from two
-            self.code.append(codes[0] if len(codes) == 1 else np.minimum.reduce(codes))
-            self.hi.append(his)
-            self.lo.append(los)
-
-    def query(self, i: int, ys, xs, cls, f, mask_fn=None) -> np.ndarray:
-        """bool per pixel (flat index f = y * W + x, class cls): map i has class cls in the window.
-        Undecided pixels are looked up exactly on map i's code array unless mask_fn is given."""
-        if mask_fn is None:
-            code = self.code[i]
-            top = int(np.iinfo(code.dtype).max)
-
-            def mask_fn(cc, take):
-                return take(code, top) == cc
-        c = cls.astype(np.int32)
-        if self.groups == 2:
-            odd = (c & 1).astype(bool)
-            hi = np.where(odd, self.hi[i][1][f], self.hi[i][0][f]).astype(np.int32)
-            lo = np.where(odd, self.lo[i][1][f], self.lo[i][0][f]).astype(np.int32)
-        else:
-            hi = np.zeros(c.size, dtype=np.int32)
-            lo = np.zeros(c.size, dtype=np.int32)
-            grp = c % self.groups
-            for g in range(self.groups):
-                sel = np.flatnonzero(grp == g) if self.groups > 1 else slice(None)
-                hi[sel] = self.hi[i][g][f[sel]]
-                lo[sel] = self.lo[i][g][f[sel]]
-        hi -= 1
-        out = (hi == c) | (lo == c)
-        u = np.flatnonzero((lo < c) & (c < hi))
-        if u.size:
-            out[u] = _exists_exact(ys[u], xs[u], cls[u], self.rects, mask_fn, self.pad)
-        return out
+def _bands(img: _Image, d: int, widths: list[int]) -> _Bands:
+    """A pixel of class c is in c's inner band of width w iff the map is not constant on its
+    (2w+1)² window clipped to the image (max filter != min filter); the border is no boundary."""
+    gi, pi = img.gi, img.pi
+    sq = square(d)
+    p_inner = (cv2.dilate(pi, sq) != cv2.erode(pi, sq)) & img.p_cls
+    # gt not constant within L∞ distance w, for every width needed: max/min filters over squares of
+    # growing radius, each from the previous one (square(a) ⊕ square(b) = square(a + b), also
+    # clipped to the image, which is a box)
+    gt_varies = {}
+    dmax = dmin = gi
+    r0 = 0
+    for w in sorted(set(widths) | {1, d}):
+        step = square(w - r0)
+        dmax, dmin = cv2.dilate(dmax, step), cv2.erode(dmin, step)
+        r0 = w
+        gt_varies[w] = dmax != dmin
+    p_contour = (cv2.dilate(pi, _SQUARE3) != cv2.erode(pi, _SQUARE3)) & img.p_cls
+    return _Bands(g_inner=gt_varies[d] & img.g_cls, p_inner=p_inner, g_contour=gt_varies[1] & img.g_cls,
+                  p_contour=p_contour, level=_band_levels(gt_varies, widths, img.valid))
 
 
-class _Pad:
-    """Maps padded by the largest window reach (cached per array), for window gathers."""
-
-    def __init__(self, shape, r: int):
-        self.H, self.W = shape
-        self.r = r
-        self.cache = {}
-
-    def __call__(self, arr, value=0):
-        key = id(arr)
-        hit = self.cache.get(key)
-        if hit is None:
-            a = arr.view(np.uint8) if arr.dtype == bool else arr
-            r = self.r
-            hit = (arr, cv2.copyMakeBorder(a, r, r, r, r, cv2.BORDER_CONSTANT, value=value))
-            self.cache[key] = hit
-        return hit[1]
-
-    def windows(self, arr, value, ry: int, rx: int) -> np.ndarray:
-        """[H, W, 2ry+1, 2rx+1] view: the window centred on each pixel of arr padded with `value`.
-        Indexing it with pixel lists copies whole windows by strides, about five times faster
-        than a gather through a [n, window] index array, which also had to be built."""
-        r = self.r
-        padded = self.__call__(arr, value)[r - ry:, r - rx:]
-        return np.lib.stride_tricks.sliding_window_view(padded, (2 * ry + 1, 2 * rx + 1))[:self.H, :self.W]
-
-    @staticmethod
-    def kernel(rects) -> np.ndarray:
-        """bool (2ry+1)x(2rx+1): the union of the centred rectangles."""
-        ry, rx = _reach(rects)
-        kern = np.zeros((2 * ry + 1, 2 * rx + 1), dtype=bool)
-        for rect in rects:
-            hh, hw = rect.shape[0] // 2, rect.shape[1] // 2
-            kern[ry - hh:ry + hh + 1, rx - hw:rx + hw + 1] = True
-        return kern
+def _band_levels(gt_varies: dict, widths: list[int], valid: np.ndarray) -> np.ndarray:
+    """The band level of every pixel: band_w = pixels within L∞ distance w of another gt value."""
+    if len(widths) > MAX_BAND_WIDTHS:
+        raise ValueError(f"at most {MAX_BAND_WIDTHS} band widths, got {widths}")
+    level = np.full(valid.shape, len(widths), dtype=np.uint8)
+    for w in widths:        # nested bands: each one a pixel is in lowers its level by one
+        level -= gt_varies[w].view(np.uint8)
+    level[~valid] = LEVEL_IGNORED
+    return level
 
 
-_GATHER_CHUNK = 1 << 21
-_GATHER_COST = 0.5    # gathering a window value costs about this many pixels of a crop's dilation
+class _FlagCounts:
+    """[k, 256] pixel counts by class and flag byte: of the gt map under each pixel's gt class, and
+    of the prediction under its predicted class."""
+
+    def __init__(self, img: _Image, bands: _Bands):
+        gt_bytes = _pack(((G_TP, img.tp), (G_INNER, bands.g_inner), (G_PRED_INNER, bands.p_inner),
+                          (G_CONTOUR, bands.g_contour), (G_LEVEL, bands.level)))
+        self.by_gt = _flag_hist(img.gi, gt_bytes, img.k)
+        pred_bytes = _pack(((P_VALID, img.valid), (P_INNER, bands.p_inner), (P_CONTOUR, bands.p_contour),
+                            (P_LEVEL, bands.level)))
+        self.by_pred = _flag_hist(img.pi, pred_bytes, img.k)
+
+    def gt(self, *bits: int, band: int | None = None) -> np.ndarray:
+        """Per class c: gt pixels of c with all `bits` set (and in band number `band`)."""
+        return self.by_gt[:, _bytes_with(bits, band, G_LEVEL)].sum(axis=1)
+
+    def pred(self, *bits: int, band: int | None = None) -> np.ndarray:
+        """Per class c: pixels predicted c with all `bits` set (and in band number `band`)."""
+        return self.by_pred[:, _bytes_with(bits, band, P_LEVEL)].sum(axis=1)
 
 
-def _exists_exact(ys, xs, cls, rects, mask_fn, pad) -> np.ndarray:
-    """Per pixel p (class c = cls): does the mask of c hold somewhere in the window of p?
+def _region_counts(flags: _FlagCounts, widths: list[int], out: dict) -> None:
+    """TP, Boundary IoU, trimap IoU's intersection and the band curve, from the flag counts."""
+    out["bnd_err_tp"][:] = flags.gt(G_TP)
+    inter = flags.gt(G_TP, G_INNER, G_PRED_INNER)           # (G ∩ G_d) ∩ (P ∩ P_d)
+    out["bnd_biou_intersect"][:] = inter
+    out["bnd_biou_union"][:] = flags.gt(G_INNER) + flags.pred(P_VALID, P_INNER) - inter
+    out["bnd_trimap_intersect"][:] = flags.gt(G_TP, G_INNER)  # (G ∩ G_d) ∩ P
+    for i, w in enumerate(widths):
+        band_inter = flags.gt(G_TP, band=i)
+        out[f"bnd_band{w}_intersect"][:] = band_inter
+        out[f"bnd_band{w}_union"][:] = flags.gt(band=i) + flags.pred(P_VALID, band=i) - band_inter
 
-    mask_fn(c, take) gives the mask of class c on the values take(arr[, value]) returns. Per class,
-    whichever is cheaper: either the mask is gathered on the windows of its pixels (take gives
-    [n, h, w] windows of arr padded with `value`, the bounding box of the rectangles, of which only
-    the rectangles' union counts; c is [n, 1, 1]), or it is built on the box of its pixels padded by
-    the window (take gives arr[box]; c is an int) and dilated there (the outside of the image never
-    dilates into it)."""
-    out = np.zeros(ys.size, dtype=bool)
-    if ys.size == 0:
-        return out
-    ry, rx = _reach(rects)
-    kern = pad.kernel(rects)
-    full = bool(kern.all())
-    order = np.argsort(cls, kind="stable")
-    cs = cls[order]
-    starts = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1]])
-    ys_s, xs_s = ys[order], xs[order]
-    y0 = np.maximum(np.minimum.reduceat(ys_s, starts) - ry, 0)
-    y1 = np.minimum(np.maximum.reduceat(ys_s, starts) + ry + 1, pad.H)
-    x0 = np.maximum(np.minimum.reduceat(xs_s, starts) - rx, 0)
-    x1 = np.minimum(np.maximum.reduceat(xs_s, starts) + rx + 1, pad.W)
-    counts = np.diff(np.r_[starts, cs.size])
-    area = (y1 - y0).astype(np.int64) * (x1 - x0) * len(rects)
-    by_gather = counts * kern.size * _GATHER_COST < area
-    g_sel = order[np.repeat(by_gather, counts)]
-    if g_sel.size:
-        gy, gx = ys[g_sel], xs[g_sel]
-        cg = cls[g_sel]
-        step = max(1, _GATHER_CHUNK // kern.size)
-        for s0 in range(0, g_sel.size, step):
-            sy, sx = gy[s0:s0 + step], gx[s0:s0 + step]
 
-            def take(arr, value=0, sy=sy, sx=sx):
-                return pad.windows(arr, value, ry, rx)[sy, sx]
+def _trimap_outer_band(img: _Image, fp: Pixels, fp_scored: np.ndarray, d: int, views: WindowViews):
+    """Per class c: scored pixels predicted c, gt another value, with G_c within the (2d+1)²
+    square: (G_d − G) ∩ P, the part of trimap IoU's union outside G ∩ G_d."""
+    scored = fp[np.flatnonzero(fp_scored)]
+    g_near = ClassPresence([(img.gi, img.g_cls)], (square(d),), views=views)
+    return _count(scored.c[g_near.query(0, scored)], img.k)
 
-            m = mask_fn(cg[s0:s0 + step, None, None], take)
-            if not full:
-                m &= kern
-            out[g_sel[s0:s0 + step]] = m.any(axis=(1, 2))
-    for j in np.flatnonzero(~by_gather).tolist():
-        sel = order[starts[j]:starts[j] + counts[j]]
-        oy, ox = int(y0[j]), int(x0[j])
-        box = (slice(oy, int(y1[j])), slice(ox, int(x1[j])))
 
-        def take(arr, value=0, box=box):
-            return arr[box]
-
-        m = mask_fn(int(cs[starts[j]]), take).view(np.uint8)
-        out[sel] = _dilate_disk(m, rects)[ys[sel] - oy, xs[sel] - ox] != 0
-    return out
-
+# ---------------------------------------------------------------------------------------------
+# error breakdown on the lists of FP and FN pixels
 
 class _Neighbours:
-    """8-neighbourhood lookups on the compact maps padded by one pixel of value k+2 (outside)."""
+    """8-neighbour look-ups on the compact maps padded by one pixel of value k+2 (outside)."""
 
-    def __init__(self, gi, pi, k):
-        H, W = gi.shape
-        self.W = W
-        self.W2 = W + 2
-        self.pad = k + 2
-        self.g = cv2.copyMakeBorder(gi, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=k + 2).ravel()
-        self.p = cv2.copyMakeBorder(pi, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=k + 2).ravel()
+    def __init__(self, img: _Image):
+        self.outside = img.k + 2
+        self.W2 = img.shape[1] + 2
+        self.g = cv2.copyMakeBorder(img.gi, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=self.outside).ravel()
+        self.p = cv2.copyMakeBorder(img.pi, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=self.outside).ravel()
         W2 = self.W2
         self.offsets = (-W2 - 1, -W2, -W2 + 1, -1, 1, W2 - 1, W2, W2 + 1)
 
-    def padded(self, ys, xs):
-        return (ys + 1) * self.W2 + xs + 1
-
-    def touch(self, pp, cls, want_tn=True):
-        """(touches TP_c, touches TN_c) per pixel: an 8-neighbour in TP (TN) of its class c."""
+    def touch(self, px: Pixels, want_tn: bool = True):
+        """(touches TP_c, touches TN_c) per pixel: an 8-neighbour in TP (TN) of its class c; TN_c
+        includes ignored pixels not predicted c, never the outside."""
+        pp = (px.y + 1) * self.W2 + px.x + 1
+        cls = px.c
         tp = np.zeros(pp.size, dtype=bool)
         tn = np.zeros(pp.size, dtype=bool) if want_tn else None
         for o in self.offsets:
             gn, pn = self.g[pp + o], self.p[pp + o]
             tp |= (gn == cls) & (pn == cls)
             if want_tn:
-                tn |= (gn != cls) & (pn != cls) & (gn != self.pad)
+                tn |= (gn != cls) & (pn != cls) & (gn != self.outside)
         return tp, tn
 
 
-def _components(ys, xs, cls, shape) -> np.ndarray:
-    """Label (1..) of the 8-connected component of each pixel within the pixels of its own class
-    (pixels given as lists): one multi-label pass of cc3d (pixels of different values never
-    connect) on the box of the pixels holding class + 1, 0 elsewhere."""
+def _components(px: Pixels) -> np.ndarray:
+    """Label (1..) of the 8-connected component of each pixel within the listed pixels of its own
+    class: one multi-label pass of cc3d (pixels of different values never connect) on the box of
+    the pixels holding class + 1, 0 elsewhere."""
     import cc3d
 
-    n = ys.size
-    if n == 0:
+    if px.size == 0:
         return np.zeros(0, dtype=np.int64)
-    y0, x0 = int(ys.min()), int(xs.min())
-    y = ys - y0
-    x = xs - x0
-    top = int(cls.max()) + 1
+    y = px.y - int(px.y.min())
+    x = px.x - int(px.x.min())
+    top = int(px.c.max()) + 1
     img = np.zeros((int(y.max()) + 1, int(x.max()) + 1), dtype=np.uint8 if top <= 255 else np.uint32)
-    img[y, x] = cls.astype(img.dtype) + 1
+    img[y, x] = px.c.astype(img.dtype) + 1
     labels = cc3d.connected_components(img, connectivity=8)
     return labels[y, x].astype(np.int64)
 
@@ -444,27 +420,145 @@ def _any_per_component(lab, flag):
     return has[lab]
 
 
-def _flag_hist(labels: np.ndarray, flags: np.ndarray, k: int) -> np.ndarray:
-    """[k, 256] int64 counts of (label j < k, flag byte) pairs."""
-    if labels.dtype == np.uint8 and labels.size < (1 << 24):   # float32 bins are exact below 2^24
-        h = cv2.calcHist([labels, flags], [0, 1], None, [k, 256], [0, k, 0, 256])
-        return h.reshape(k, 256).astype(np.int64)
-    code = labels.astype(np.int64) * 256 + flags
-    code = code[labels < k]
-    return np.bincount(code.ravel(), minlength=k * 256)[:k * 256].reshape(k, 256).astype(np.int64)
+class _NearTpAndTn:
+    """The seed test of beyond-iou's boundary errors: is an error pixel within the disk of a TP and
+    of a TN pixel of its class?"""
+
+    def __init__(self, img: _Image, rects, views: WindowViews):
+        # one group: with the window copies the few more undecided pixels cost less than the
+        # ten more disk filters of a second group
+        self.tp = ClassPresence([(img.gi, img.tp)], rects, groups=1, views=views)
+        # a TN pixel of c (both values != c) is certain in a window holding a pixel with both
+        # values above c (max of min(gt, pred) > c) or both below (min of max(gt, pred) < c)
+        self.max_of_lower = max_filter(np.minimum(img.gi, img.pi), rects).ravel()
+        self.min_of_upper = min_filter(np.maximum(img.gi, img.pi), rects).ravel()
+        self.tn_mask = _tn_mask(img)
+        self.rects, self.views = rects, views
+
+    def __call__(self, px: Pixels) -> np.ndarray:
+        seed = np.zeros(px.size, dtype=bool)
+        if px.size == 0:
+            return seed
+        a = np.flatnonzero(self.tp.query(0, px))
+        c64 = px.c[a].astype(np.int64)
+        near_tn = (self.max_of_lower[px.f[a]] > c64) | (self.min_of_upper[px.f[a]] < c64)
+        u = np.flatnonzero(~near_tn)
+        if u.size:
+            near_tn[u] = exists_exact(px[a[u]], self.rects, self.tn_mask, self.views)
+        seed[a[near_tn]] = True
+        return seed
 
 
-def _bits(**want) -> np.ndarray:
-    """bool over the 256 flag bytes: the bytes whose named bits have the wanted values."""
-    sel = np.ones(256, dtype=bool)
-    for name, (bit, value) in want.items():
-        sel &= ((np.arange(256) >> bit) & 1) == value
-    return sel
+def _tn_mask(img: _Image):
+    """mask_fn for exists_exact: the TN pixels of class c (neither value is c; ignored gt pixels
+    included), never outside the image."""
+    gi, pi, outside = img.gi, img.pi, img.k + 2
+    inside = np.ones(img.shape, dtype=np.uint8)
+
+    def mask_fn(c, take):
+        return (take(gi, outside) != c) & (take(pi, outside) != c) & (take(inside) != 0)
+
+    return mask_fn
 
 
-def _count(cls: np.ndarray, n: int) -> np.ndarray:
-    return np.bincount(cls, minlength=n)[:n].astype(np.int64)
+def _boundary_errors(img: _Image, fp: Pixels, fn: Pixels, bw: int, views: WindowViews, nb: _Neighbours):
+    """beyond-iou's boundary errors, bool per FP and per FN pixel: the error pixels within the
+    disk of radius bw of a TP and of a TN pixel of their class seed them; the seeds grow by the disk
+    inside the errors of their class; a grown 8-connected component is kept if it touches
+    (8-neighbourhood) a TP and a TN pixel of its class."""
+    rects = disk_rectangles(rounded_disk(bw))
+    near_tp_and_tn = _NearTpAndTn(img, rects, views)
+    seeds = near_tp_and_tn(fp), near_tp_and_tn(fn)
+    on_boundary = [np.zeros(fp.size, dtype=bool), np.zeros(fn.size, dtype=bool)]
+    if not (seeds[0].any() or seeds[1].any()):
+        return on_boundary
+    seed_maps = []
+    for errors, seed in zip((fp, fn), seeds):
+        seed_map = np.zeros(img.shape, dtype=bool)
+        seed_map.ravel()[errors.f[seed]] = True
+        seed_maps.append(seed_map)
+    grow = ClassPresence([(img.pi, seed_maps[0]), (img.gi, seed_maps[1])], rects, groups=1, views=views)
+    for side, errors in enumerate((fp, fn)):
+        # a seed lies within the disk of itself: only the other error pixels are queried
+        grown = seeds[side].copy()
+        others = np.flatnonzero(~seeds[side])
+        grown[others] = grow.query(side, errors[others])
+        grown_at = np.flatnonzero(grown)
+        if grown_at.size == 0:
+            continue
+        lab = _components(errors[grown_at])
+        touch_tp, touch_tn = nb.touch(errors[grown_at])
+        keep = _any_per_component(lab, touch_tp) & _any_per_component(lab, touch_tn)
+        on_boundary[side][grown_at[keep]] = True
+    return on_boundary
 
+
+def _error_counts(name: str, errors: Pixels, scored, on_boundary, nb: _Neighbours, k: int, out: dict):
+    """Boundary, extent and segment error counts of one side (name "fp" or "fn"); `scored` is bool
+    per pixel, or None if all are scored. The rest of the errors are extent errors where the
+    component of P_c (G_c) around them holds a TP pixel, i.e. iff their component of FP_c (FN_c)
+    touches a TP_c pixel (8-neighbourhood), else segment errors."""
+    boundary = on_boundary if scored is None else on_boundary & scored
+    out[f"bnd_err_{name}_boundary"][:] = _count(errors.c[boundary], k)
+    if errors.size == 0:
+        return
+    rest = ~on_boundary if scored is None else (~on_boundary & scored)
+    touch_tp, _ = nb.touch(errors, want_tn=False)
+    extent = _any_per_component(_components(errors), touch_tp)
+    out[f"bnd_err_{name}_extent"][:] = _count(errors.c[rest & extent], k)
+    out[f"bnd_err_{name}_segment"][:] = _count(errors.c[rest & ~extent], k)
+
+
+# ---------------------------------------------------------------------------------------------
+# BF score on the lists of contour pixels
+
+def _bf_counts(img: _Image, bands: _Bands, flags: _FlagCounts, theta: float, views: WindowViews, out: dict):
+    """Per class: 1 if present in gt or (scored) prediction, and the per-image F1 of the contours
+    at tolerance theta, in units of 1/BF_SCALE."""
+    k = img.k
+    g_present = flags.gt() > 0
+    p_present = flags.pred(P_VALID) > 0
+    n_g = flags.gt(G_CONTOUR)                       # gt contour pixels
+    n_p = flags.pred(P_VALID, P_CONTOUR)            # scored predicted contour pixels
+    out["bnd_bf_images"][:] = g_present | p_present
+    matched_p = matched_g = np.zeros(k, dtype=np.int64)
+    if np.any(g_present & p_present & (n_g > 0) & (n_p > 0)):
+        matched_p, matched_g = _bf_matches(img, bands, theta, views)
+    f1_nano = out["bnd_bf_f1_nano"]
+    for j in np.flatnonzero(g_present & p_present).tolist():
+        f1 = _f1(int(n_g[j]), int(n_p[j]), int(matched_g[j]), int(matched_p[j]))
+        f1_nano[j] = int(round(f1 * BF_SCALE))
+
+
+def _bf_matches(img: _Image, bands: _Bands, theta: float, views: WindowViews):
+    """Per class: scored predicted contour pixels within theta of the gt contour (precision's
+    numerator) and gt contour pixels within theta of the predicted contour (recall's)."""
+    k = img.k
+    cg, cp = bands.g_contour, bands.p_contour
+    contour_near = ClassPresence([(img.gi, cg), (img.pi, cp)], disk_rectangles(euclidean_disk(theta)),
+                                 groups=1, views=views)
+    # a pixel on both contours of its class matches at distance 0
+    on_both = cg & cp & img.tp
+    n_on_both = _count(img.gi[on_both], k)
+    pred_contour = Pixels.where(cp & img.valid & ~(cg & img.tp), img.pi)
+    matched_p = _count(pred_contour.c[contour_near.query(0, pred_contour)], k)
+    gt_contour = Pixels.where(cg & ~(cp & img.tp), img.gi)
+    matched_g = _count(gt_contour.c[contour_near.query(1, gt_contour)], k)
+    return matched_p + n_on_both, matched_g + n_on_both
+
+
+def _f1(n_g: int, n_p: int, matched_g: int, matched_p: int) -> float:
+    """F1 of one class in one image where it is present in both: 1 if neither has a contour (both
+    fill the image), 0 if only one has."""
+    if n_g == 0 or n_p == 0:
+        return 1.0 if n_g == n_p else 0.0
+    precision = matched_p / n_p
+    recall = matched_g / n_g
+    return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+
+
+# ---------------------------------------------------------------------------------------------
+# per image
 
 def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ignore_index: int,
                        cfg: BoundaryConfig) -> dict[str, np.ndarray]:
@@ -474,7 +568,8 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
     there still shapes components and bands, as in beyond-iou); a prediction equal to the ignore
     value belongs to no class. A class equal to `ignore_index` gets a row of zeros. `classes` should
     hold every class of gt (non-ignored) and pred; other values count as "another class".
-    Columns: see `count_columns(cfg)`.
+    Columns: see `count_columns(cfg)`. The definition it computes, class by class and readably:
+    `harness.metrics.boundary_reference.reference_counts`.
     """
     gt = np.asarray(gt)
     pred = np.asarray(pred)
@@ -487,207 +582,32 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
         return out
     if k + 3 >= np.iinfo(np.uint16).max:
         raise ValueError(f"too many classes in one image ({k})")
-    shape = gt.shape
-    H, W = shape
-    d = boundary_iou_width(shape, cfg)
-    bw = error_boundary_width(shape, cfg)
-    theta = bf_tolerance(shape, cfg)
+    d = boundary_iou_width(gt.shape, cfg)
+    bw = error_boundary_width(gt.shape, cfg)
+    theta = bf_tolerance(gt.shape, cfg)
     widths = band_widths(cfg)
-    dt = np.uint8 if k + 3 <= 254 else np.uint16
-    # compact maps: j = classes[j]; k = ignore (gt) / ignore value (pred); k+1 = any other value
-    # (a class equal to the ignore value keeps no pixel: pixels of that value are set to k)
-    gi = _compact_ignore(gt, classes, k + 1, dt, ignore_index)
-    pi = _compact_ignore(pred, classes, k + 1, dt, ignore_index)
-    valid = gi != k
-    g_cls = gi < k                      # G_c for c = gi (valid by construction)
-    p_cls = pi < k                      # P_c for c = pi (also on ignored pixels)
-    agree = (gi == pi) & g_cls          # TP of class gi
-    u8 = np.uint8
+    img = _Image.of(gt, pred, classes, ignore_index)
 
-    # --- L∞ bands: inner bands of width d (Boundary/trimap IoU), the band curve, 1-px contours -----
-    sq = square(d)
-    p_in = (cv2.dilate(pi, sq) != cv2.erode(pi, sq)) & p_cls   # P_c ∩ P_d (c = pi)
-    # max/min filters of gi over the squares of growing radius, each from the previous one
-    # (square(a) ⊕ square(b) = square(a + b), also clipped to the image, which is a box)
-    band = {}
-    g_in = None
-    dmax = dmin = gi
-    r0 = 0
-    for w in sorted(set(widths) | {1, d}):
-        step = square(w - r0)
-        dmax, dmin = cv2.dilate(dmax, step), cv2.erode(dmin, step)
-        r0 = w
-        ne = dmax != dmin
-        if w == d:
-            g_in = ne & g_cls                                   # G_c ∩ G_d (c = gi)
-        band[w] = ne
-    cg = band[1] & g_cls                                        # contour of G_c (c = gi)
-    cp = (cv2.dilate(pi, _SQUARE3) != cv2.erode(pi, _SQUARE3)) & p_cls   # contour of P_c (c = pi)
-    n_lv = len(widths)
-    if n_lv > 7:
-        raise ValueError(f"at most 7 band widths, got {widths}")
-    level = np.full(shape, n_lv, dtype=u8)      # index of the narrowest band holding the pixel
-    for w in widths:
-        level -= band[w].view(u8)
-    level[~valid] = 7
-    # per class counts of the gt map (flags: TP, G_in, P_in, contour, level) and of the prediction
-    fg = agree.view(u8) | (g_in.view(u8) << 1) | (p_in.view(u8) << 2) | (cg.view(u8) << 3) | (level << 4)
-    hg = _flag_hist(gi, fg, k)
-    fp_flags = valid.view(u8) | (p_in.view(u8) << 1) | (cp.view(u8) << 2) | (level << 3)
-    hp = _flag_hist(pi, fp_flags, k)
+    bands = _bands(img, d, widths)
+    flags = _FlagCounts(img, bands)
+    _region_counts(flags, widths, out)
 
-    def sum_g(**want):
-        return hg[:, _bits(**want)].sum(axis=1)
+    # one padding of the maps serves every window test of the image
+    views = WindowViews(img.shape, max(d, bw, int(math.floor(theta))))
+    fp, fn = img.fp(), img.fn()
+    fp_scored = img.valid.ravel()[fp.f]
+    out["bnd_trimap_union"][:] = flags.gt(G_INNER) + _trimap_outer_band(img, fp, fp_scored, d, views)
 
-    def sum_p(**want):
-        return hp[:, _bits(**want)].sum(axis=1)
+    nb = _Neighbours(img)
+    if bw > 0 and out["bnd_err_tp"].any():
+        fp_boundary, fn_boundary = _boundary_errors(img, fp, fn, bw, views, nb)
+    else:       # beyond-iou: no boundary errors with a 1x1 kernel, nor without any TP pixel
+        fp_boundary, fn_boundary = np.zeros(fp.size, dtype=bool), np.zeros(fn.size, dtype=bool)
+    _error_counts("fp", fp, fp_scored, fp_boundary, nb, k, out)
+    _error_counts("fn", fn, None, fn_boundary, nb, k, out)
 
-    n_tp = sum_g(tp=(0, 1))
-    out["bnd_err_tp"][:] = n_tp
-    inter = sum_g(tp=(0, 1), gin=(1, 1), pin=(2, 1))
-    n_gin = sum_g(gin=(1, 1))
-    out["bnd_biou_intersect"][:] = inter
-    out["bnd_biou_union"][:] = n_gin + sum_p(v=(0, 1), pin=(1, 1)) - inter
-    out["bnd_trimap_intersect"][:] = sum_g(tp=(0, 1), gin=(1, 1))
-    g_present = hg.sum(axis=1) > 0
-    p_present = sum_p(v=(0, 1)) > 0
-    n_g = sum_g(cg=(3, 1))
-    n_p = sum_p(v=(0, 1), cp=(2, 1))
-    lv_g = (np.arange(256) >> 4) & 7
-    lv_p = (np.arange(256) >> 3) & 7
-    tp_bit = (np.arange(256) & 1) == 1
-    v_bit = (np.arange(256) & 1) == 1
-    for i, w in enumerate(widths):
-        ib = hg[:, (lv_g <= i) & tp_bit].sum(axis=1)
-        ag = hg[:, lv_g <= i].sum(axis=1)
-        ap = hp[:, (lv_p <= i) & v_bit].sum(axis=1)
-        out[f"bnd_band{w}_intersect"][:] = ib
-        out[f"bnd_band{w}_union"][:] = ag + ap - ib
-
-    # trimap IoU's outer band: valid pixels predicted c, gt another value, G_c within the window
-    f = np.flatnonzero(p_cls & ~agree)          # FP of class pi (also on ignored pixels)
-    fp_y, fp_x = np.divmod(f, W)
-    fp_f = f
-    fp_c = pi.ravel()[f]
-    fp_valid = valid.ravel()[f]
-    sel = np.flatnonzero(fp_valid)
-    pad = _Pad(shape, max(d, bw, int(math.floor(theta))))
-    near_pres = _Presence([(gi, g_cls)], (sq,), k, dt, pad=pad)
-    near = near_pres.query(0, fp_y[sel], fp_x[sel], fp_c[sel], fp_f[sel])
-    out["bnd_trimap_union"][:] = n_gin + _count(fp_c[sel][near], k)
-
-    # --- error breakdown -------------------------------------------------------------------------
-    nb = _Neighbours(gi, pi, k)
-    f = np.flatnonzero(g_cls & ~agree)          # FN of class gi
-    fn_y, fn_x = np.divmod(f, W)
-    fn_f = f
-    fn_c = gi.ravel()[f]
-    fp_pp, fn_pp = nb.padded(fp_y, fp_x), nb.padded(fn_y, fn_x)
-    fp_bnd = np.zeros(fp_f.size, dtype=bool)
-    fn_bnd = np.zeros(fn_f.size, dtype=bool)
-    if bw > 0 and n_tp.any():
-        rects = disk_rectangles(rounded_disk(bw))
-        # one group: with the window copies the few more undecided pixels cost less than the
-        # ten more disk filters of a second group
-        pres = _Presence([(gi, agree)], rects, k, dt, groups=1, pad=pad)
-        m1max = _max_filter(np.minimum(gi, pi), rects).ravel()
-        m2min = _min_filter(np.maximum(gi, pi), rects).ravel()
-
-        inside = np.ones(shape, dtype=u8)
-
-        def tn_mask(cc, take):
-            return (take(gi, k + 2) != cc) & (take(pi, k + 2) != cc) & (take(inside) != 0)
-
-        def seeds(ys_, xs_, f_, cls_):
-            """Pixels within the disk of a TP and of a TN pixel of their class."""
-            s = np.zeros(f_.size, dtype=bool)
-            if f_.size == 0:
-                return s
-            a = np.flatnonzero(pres.query(0, ys_, xs_, cls_, f_))
-            c64 = cls_[a].astype(np.int64)
-            # a TN pixel (both values != c) is certain where a pixel has both values above c or
-            # both below; else look it up exactly
-            b = (m1max[f_[a]] > c64) | (m2min[f_[a]] < c64)
-            u = np.flatnonzero(~b)
-            if u.size:
-                b[u] = _exists_exact(ys_[a[u]], xs_[a[u]], cls_[a[u]], rects, tn_mask, pad)
-            s[a[b]] = True
-            return s
-
-        s_fp = seeds(fp_y, fp_x, fp_f, fp_c)
-        s_fn = seeds(fn_y, fn_x, fn_f, fn_c)
-        if s_fp.any() or s_fn.any():
-            sfp_map = np.zeros(shape, dtype=bool)
-            sfp_map.ravel()[fp_f[s_fp]] = True
-            sfn_map = np.zeros(shape, dtype=bool)
-            sfn_map.ravel()[fn_f[s_fn]] = True
-            grow = _Presence([(pi, sfp_map), (gi, sfn_map)], rects, k, dt, groups=1, pad=pad)
-            for side, (ys_, xs_, f_, cls_, pp_, seed, bnd) in enumerate((
-                    (fp_y, fp_x, fp_f, fp_c, fp_pp, s_fp, fp_bnd),
-                    (fn_y, fn_x, fn_f, fn_c, fn_pp, s_fn, fn_bnd))):
-                # a seed lies within the disk of itself: only the other error pixels are queried
-                cand = seed.copy()
-                q = np.flatnonzero(~seed)
-                cand[q] = grow.query(side, ys_[q], xs_[q], cls_[q], f_[q])
-                ci = np.flatnonzero(cand)
-                if ci.size == 0:
-                    continue
-                lab = _components(ys_[ci], xs_[ci], cls_[ci], shape)
-                t_tp, t_tn = nb.touch(pp_[ci], cls_[ci])
-                keep = _any_per_component(lab, t_tp) & _any_per_component(lab, t_tn)
-                bnd[ci[keep]] = True
-    out["bnd_err_fp_boundary"][:] = _count(fp_c[fp_bnd & fp_valid], k)
-    out["bnd_err_fn_boundary"][:] = _count(fn_c[fn_bnd], k)
-    # extent / segment: a component of FP_c (FN_c) lies in a component of P_c (G_c) holding a TP
-    # pixel iff it touches a TP_c pixel (8-neighbourhood)
-    for name, ys_, xs_, cls_, pp_, bnd, counted in (
-            ("fp", fp_y, fp_x, fp_c, fp_pp, fp_bnd, fp_valid), ("fn", fn_y, fn_x, fn_c, fn_pp, fn_bnd, None)):
-        if ys_.size == 0:
-            continue
-        rest = ~bnd if counted is None else (~bnd & counted)
-        lab = _components(ys_, xs_, cls_, shape)
-        t_tp, _ = nb.touch(pp_, cls_, want_tn=False)
-        ext = _any_per_component(lab, t_tp)
-        out[f"bnd_err_{name}_extent"][:] = _count(cls_[rest & ext], k)
-        out[f"bnd_err_{name}_segment"][:] = _count(cls_[rest & ~ext], k)
-
-    # --- BF score: 1-px inner contours, Euclidean tolerance -----------------------------------
-    out["bnd_bf_images"][:] = g_present | p_present
-    both = np.flatnonzero(g_present & p_present & (n_g > 0) & (n_p > 0))
-    matched_p = matched_g = np.zeros(k, dtype=np.int64)
-    if both.size:
-        disk_bf = disk_rectangles(euclidean_disk(theta))
-        bf = _Presence([(gi, cg), (pi, cp)], disk_bf, k, dt, groups=1, pad=pad)
-        # precision: scored predicted contour pixels within theta of the gt contour of their class
-        # (a pixel on both contours of its class matches at distance 0)
-        f = np.flatnonzero(cp & valid & ~(cg & agree))
-        ys, xs = np.divmod(f, W)
-        c = pi.ravel()[f]
-        mp = bf.query(0, ys, xs, c, f)
-        matched_p = _count(c[mp], k)
-        f = np.flatnonzero(cg & ~(cp & agree))
-        ys, xs = np.divmod(f, W)
-        c = gi.ravel()[f]
-        mg = bf.query(1, ys, xs, c, f)
-        matched_g = _count(c[mg], k)
-        on_both = _hist_both(gi, cg & cp & agree, k)
-        matched_p = matched_p + on_both
-        matched_g = matched_g + on_both
-    f1_nano = out["bnd_bf_f1_nano"]
-    for j in np.flatnonzero(g_present & p_present).tolist():
-        ng, np_ = int(n_g[j]), int(n_p[j])
-        if ng == 0 or np_ == 0:
-            f1 = 1.0 if ng == np_ else 0.0
-        else:
-            precision = int(matched_p[j]) / np_
-            recall = int(matched_g[j]) / ng
-            f1 = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
-        f1_nano[j] = int(round(f1 * BF_SCALE))
+    _bf_counts(img, bands, flags, theta, views, out)
     return out
-
-
-def _hist_both(labels, mask, k):
-    return np.bincount(labels[mask], minlength=k)[:k].astype(np.int64)
 
 
 # ---------------------------------------------------------------------------------------------
