@@ -4,9 +4,40 @@ from __future__ import annotations
 import argparse
 import sys
 
-from harness.errors import UserError
+from harness.errors import RunAborted, UserError
 
 SHOWN_METRICS = ("mIoU", "hIoU", "object_recall@small", "boundary_IoU")
+MAX_ERROR_LINE = 400  # characters of an error line, "zeg-eval: error: " included
+
+
+def _cut_middle(text: str, length: int) -> str:
+    head = (length - 3) * 2 // 3
+    return text[:head] + " … " + text[len(text) - (length - 3 - head):]
+
+
+def one_line(message: str, limit: int = MAX_ERROR_LINE) -> str:
+    """`message` as one printable line of at most `limit` characters: line breaks become spaces,
+    control characters '?', and a long middle gives way to " … ", so that the start (the file)
+    and the end (the problem, the value) stay. A message of several '; '-separated parts (e.g.
+    "2 missing (...); 3 unexpected (...)") loses the middle of its longest parts first, so every
+    part keeps its start and end."""
+    text = " ".join(part.strip() for part in str(message).splitlines() if part.strip())
+    text = "".join(c if c.isprintable() else (" " if c == "\t" else "?") for c in text)
+    parts = text.split("; ")
+    shortest = 40
+    while len("; ".join(parts)) > limit:
+        i = max(range(len(parts)), key=lambda k: len(parts[k]))
+        excess = len("; ".join(parts)) - limit
+        if len(parts[i]) - excess < shortest:
+            break
+        parts[i] = _cut_middle(parts[i], len(parts[i]) - excess)
+    text = "; ".join(parts)
+    return text if len(text) <= limit else _cut_middle(text, limit)
+
+
+def _error(message: str) -> None:
+    prefix = "zeg-eval: error: "
+    print(prefix + one_line(message, MAX_ERROR_LINE - len(prefix)), file=sys.stderr)
 
 
 def _build_parser():
@@ -126,8 +157,11 @@ def main(argv=None) -> int:
         args = parser.parse_args(argv)
         return COMMANDS[args.command](args)
     except UserError as exc:
-        print(f"zeg-eval: error: {exc}", file=sys.stderr)
+        _error(str(exc))
         return 2
+    except RunAborted as exc:  # not the input's fault (e.g. a worker killed by the OS): rerun to resume
+        _error(str(exc))
+        return 1
     except KeyboardInterrupt:
         print("zeg-eval: interrupted; finished images are saved, rerun the same command to resume", file=sys.stderr)
         return 130

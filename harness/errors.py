@@ -1,4 +1,4 @@
-"""The one exception type the CLI turns into a single line (no traceback)."""
+"""The exception types the CLI turns into a single line (no traceback)."""
 
 
 class UserError(Exception):
@@ -11,3 +11,8 @@ class UserError(Exception):
 
 class SkipModel(Exception):
     """A model that cannot run here (e.g. its checkpoint is missing): reported in one line, recorded, skipped."""
+
+
+class RunAborted(Exception):
+    """The run stopped for a reason outside its input (e.g. a metric worker killed by the OS): one
+    line, a non-zero exit other than 2; what finished is committed, so a rerun resumes."""
