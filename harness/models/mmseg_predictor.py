@@ -98,17 +98,15 @@ def key_report(model_state: dict, state_dict: dict) -> str | None:
 
 
 def read_state_dict(path: Path, weights_only: bool, name: str) -> dict:
-    import pickle
-
+    """The state dict of a checkpoint file; every failure is one line naming the file. With
+    `weights_only` (the default) nothing in the file runs: a file that needs more than tensors is
+    refused with what it asked for (e.g. posix.system) and how to convert a trusted one."""
     try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=weights_only)
-    except pickle.UnpicklingError as exc:
-        if weights_only and "Unsupported global" in str(exc):  # else garbage: "Unsupported operand"
-            raise UserError(f"model '{name}': the checkpoint holds Python objects that torch.load(weights_only=True) "
-                            "refuses; if you trust the file, set 'weights_only: false' for this model", path) from None
-        raise UserError(f"model '{name}': cannot read the checkpoint ({_one_line(exc)})", path) from None
+        with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": a second line on stderr
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(str(path), map_location="cpu", weights_only=weights_only)
     except Exception as exc:
-        raise UserError(f"model '{name}': cannot read the checkpoint ({_one_line(exc)})", path) from None
+        raise UserError(f"model '{name}': {_load_failure(path, exc, weights_only)}", path) from None
     if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -116,6 +114,21 @@ def read_state_dict(path: Path, weights_only: bool, name: str) -> dict:
     if obj and all(k.startswith("module.") for k in obj):
         obj = {k[len("module."):]: v for k, v in obj.items()}
     return obj
+
+
+def _load_failure(path: Path, exc: BaseException, weights_only: bool) -> str:
+    """Why torch.load failed, in words for this tool's user (torch's own message advises passing
+    weights_only=False to torch.load, and its wording changes between versions)."""
+    from harness.zegclip.checkpoint import describe_load_failure
+
+    problem, refusal = describe_load_failure(path, exc)
+    if problem is None:
+        return f"cannot read the checkpoint ({_one_line(exc)})"
+    if refusal and weights_only:
+        return (f"{problem}. It is not a plain state dict; if you trust the file, set 'weights_only: false' for "
+                "this model, or convert it once with harness.zegclip.checkpoint.convert_checkpoint(src, dst, "
+                "trusted=True)")
+    return f"cannot read the checkpoint: {problem}"
 
 
 def load_weights(spec: MmsegSpec, model) -> None:

@@ -3,7 +3,9 @@
 * Files: mmcv-1.x runner checkpoints (a dict with ``state_dict``, ``meta`` and maybe
   ``optimizer``), mmengine checkpoints, or plain state dicts. A leading ``module.`` is stripped.
 * Safety: ``torch.load(weights_only=True)`` first. Files that need arbitrary unpickling are
-  refused unless the caller passes ``trusted=True`` (then ``weights_only=False`` is used).
+  refused unless the caller passes ``trusted=True`` (then ``weights_only=False`` is used); the
+  message says what the file asked for (e.g. ``posix.system``) and how to convert a trusted one
+  (:func:`describe_load_failure` words torch's refusals, also for the mmseg loader).
 * Strictness: names and shapes must match the model exactly; otherwise :class:`CheckpointError`
   with ONE line naming the file, counts and a few names of missing / unexpected / mismatched keys.
 * :func:`sha256_file` gives the digest that ``third_party/zegclip/checkpoints.yaml`` records.
@@ -12,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import pickle
+import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Tuple
@@ -91,7 +94,15 @@ def compare_state_dict(expected: Mapping[str, torch.Size],
 
 
 def _torch_load(path: Path, weights_only: bool, map_location):
-    return torch.load(str(path), map_location=map_location, weights_only=weights_only)
+    with warnings.catch_warnings():  # e.g. "Detected pickle protocol 4": a second line on stderr
+        warnings.simplefilter('ignore', UserWarning)
+        return torch.load(str(path), map_location=map_location, weights_only=weights_only)
+
+
+# The advice of a refusal, in terms the user acts on (the protocol key, or a one-off conversion).
+TRUST_ADVICE = ("It is not a plain state dict; if you trust the file, set 'weights_only: false' for the model "
+                "in the protocol (zegclip-embed: --trusted), or convert it once with "
+                "harness.zegclip.checkpoint.convert_checkpoint(src, dst, trusted=True)")
 
 
 def read_checkpoint(path, *, trusted: bool = False,
@@ -104,17 +115,13 @@ def read_checkpoint(path, *, trusted: bool = False,
         raise CheckpointError('checkpoint file is empty', path)
     try:
         obj = _torch_load(path, True, map_location)
-    except pickle.UnpicklingError as exc:
-        if 'Weights only load failed' not in str(exc):
+    except Exception as exc:  # noqa: BLE001 - refusals, truncated zip, bad magic number, I/O error ...
+        problem, refusal = describe_load_failure(path, exc)
+        if problem is None:
             raise CheckpointError(_unreadable(exc), path) from None
-        if not trusted:
-            raise CheckpointError(
-                f'holds Python objects that torch.load(weights_only=True) refuses ({_refused(exc)}); '
-                'if you trust this file, load it with trusted=True (or convert it once with '
-                'harness.zegclip.checkpoint.convert_checkpoint(src, dst, trusted=True))', path) from None
+        if not (refusal and trusted):
+            raise CheckpointError(f'{problem}. {TRUST_ADVICE}' if refusal else problem, path) from None
         obj = _load_or_explain(path, map_location)
-    except Exception as exc:  # noqa: BLE001 - truncated zip, bad magic number, I/O error ...
-        raise CheckpointError(_unreadable(exc), path) from None
     return split_checkpoint(obj, path)
 
 
@@ -125,13 +132,97 @@ def _load_or_explain(path: Path, map_location):
         raise CheckpointError(_unreadable(exc), path) from None
 
 
-def _refused(exc: BaseException) -> str:
-    """The 'Unsupported global: ...' part of torch's weights-only refusal."""
+_BLOCKED = re.compile(r'unsupported GLOBAL (\S+) whose module \S+ is blocked')
+_UNSUPPORTED = re.compile(r'Unsupported global: GLOBAL (\S+) was not an allowed global')
+_OPERAND = re.compile(r'Unsupported operand (\d+)')
+_PICKLE_PROTOCOLS = (b'\x02', b'\x03', b'\x04', b'\x05')  # after the PROTO opcode 0x80
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    text = ''.join(c if c.isprintable() else '?' for c in ' '.join(text.split()))
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def describe_load_failure(path, exc: BaseException) -> Tuple[Optional[str], bool]:
+    """What a failed ``torch.load(weights_only=True)`` of ``path`` means, in a few words, and whether
+    it is a refusal that trusting the file would get past: ``(phrase, refusal)``; ``(None, False)``
+    when nothing better than torch's own message is known (e.g. a truncated zip archive).
+
+    torch's wording changes between versions (2.13: "Trying to load unsupported GLOBAL posix.system
+    whose module posix is blocked", "Unsupported global: GLOBAL numpy...", "Unsupported operand 157"),
+    and its message starts with advice to pass ``weights_only=False``; neither reaches the user."""
     text = str(exc)
-    marker = 'Unsupported global:'
-    if marker in text:
-        return ' '.join(text[text.index(marker):].split('was not an allowed')[0].split())
-    return 'non-tensor objects'
+    try:
+        with open(path, 'rb') as f:
+            head = f.read(2)
+    except OSError:
+        head = b''
+    # torch.save writes a zip archive (PK..) or, in the legacy format, a protocol-2 pickle
+    if not (head.startswith(b'PK') or (head[:1] == b'\x80' and head[1:2] in _PICKLE_PROTOCOLS)):
+        return ('not a PyTorch checkpoint (no zip archive or pickle in it: the wrong file, truncated or '
+                'corrupt?)'), False
+    match = _BLOCKED.search(text) or _UNSUPPORTED.search(text)
+    if match:
+        name = match.group(1)
+        name = name if '.' in name else f'builtins.{name}'  # torch shows builtins.eval as 'eval'
+        return f'the file asks to run {_clip(name)} while unpickling; refused', True
+    match = _OPERAND.search(text)
+    if match:  # an opcode the weights-only unpickler lacks (e.g. protocol 4's FRAME): what does it call?
+        risky = [g for g in _pickle_globals(path) if not g.startswith(_PLAIN_GLOBALS)]
+        if risky:
+            return f'the file asks to run {_clip(risky[0])} while unpickling; refused', True
+        return (f'not a PyTorch checkpoint that loads safely (its pickle has opcode {match.group(1)}, which '
+                'weights-only loading does not read: a plain pickle, or corrupt?)'), False
+    if 'Weights only load failed' in text:  # another refusal: "Can only create new object ...", ...
+        return f'weights-only loading refuses it ({_clip(_torch_reason(text), 120)})', True
+    return None, False
+
+
+# Globals of any state dict torch.save writes (tensors, storages, OrderedDict, bytes).
+_PLAIN_GLOBALS = ('torch.', 'collections.OrderedDict', '_codecs.encode')
+
+
+def _pickle_globals(path, limit: int = 64 << 20) -> List[str]:
+    """The globals (module.name) a checkpoint's pickle refers to, in order, read with pickletools
+    (which parses opcodes and runs nothing): data.pkl of a zip archive, or the leading pickles of a
+    legacy file. Empty when the pickle cannot be parsed."""
+    import io
+    import pickletools
+    import zipfile
+
+    found: List[str] = []
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if n.endswith('data.pkl')]
+                if not names or archive.getinfo(names[0]).file_size > limit:
+                    return found
+                stream = io.BytesIO(archive.read(names[0]))
+        else:
+            with open(path, 'rb') as f:
+                stream = io.BytesIO(f.read(limit))
+        for _ in range(5):  # a legacy file: magic number, protocol, sys info, the object, storage keys
+            strings: List[str] = []
+            for opcode, arg, _pos in pickletools.genops(stream):
+                if opcode.name == 'GLOBAL':
+                    found.append(str(arg).replace(' ', '.'))
+                elif opcode.name == 'STACK_GLOBAL' and len(strings) >= 2:
+                    found.append(f'{strings[-2]}.{strings[-1]}')
+                elif isinstance(arg, str):
+                    strings.append(arg)
+            if stream.tell() >= len(stream.getbuffer()):
+                break
+    except Exception:  # noqa: BLE001 - garbage after the pickles, a damaged archive ...
+        pass
+    return found
+
+
+def _torch_reason(text: str) -> str:
+    """torch's refusal without its advice (re-run with weights_only=False, file an issue, docs)."""
+    text = text.split('WeightsUnpickler error:')[-1]
+    lines = [line.strip() for line in text.splitlines()]
+    noise = ('Weights only load failed', 'weights_only', 'Please file an issue', 'Check the documentation')
+    return ' '.join(line for line in lines if line and not any(n in line for n in noise)) or 'no reason given'
 
 
 def _unreadable(exc: BaseException) -> str:
