@@ -9,7 +9,9 @@ Metrics are CPU-bound numpy and run in worker processes. Predictions come from o
   images wait for their metrics, so memory stays flat whatever the number of images.
 
 Records are committed in chunks in image order (harness.run.records), so an interrupted run resumes
-where it stopped; on Ctrl-C whatever finished is committed before the interrupt goes on.
+where it stopped; on Ctrl-C whatever finished is committed before the interrupt goes on. A worker
+that dies (the OOM killer's SIGKILL) breaks the pool (concurrent.futures notices it): the run stops
+with one line (RunAborted) after committing what finished, instead of waiting for the lost image.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ import signal
 import threading
 import time
 from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -31,7 +35,7 @@ from tqdm import tqdm
 
 from harness.data.dataset import DatasetSpec
 from harness.data.imageio import write_label_png
-from harness.errors import UserError
+from harness.errors import RunAborted, UserError
 from harness.evaluation.evaluate import ImageInputs, check_prediction, evaluate_image
 from harness.evaluation.protocol import Protocol
 from harness.files import atomic_write, inside
@@ -159,14 +163,19 @@ def score_model(dataset: DatasetSpec, protocol: Protocol, records: RecordSet, st
                 _commit(score_stem(stem, context, pred), writer, bar)
         else:
             max_inflight = max_inflight or 4 * workers
-            ctx = mp.get_context("fork")
             # Python's recipe for fork without exec: frozen objects are left out of every later
             # collection, so the workers neither scan nor copy-on-write the parent's objects.
             gc.freeze()
-            with _forked_pool(ctx, workers, context) as pool:
+            pool, processes = _forked_pool(workers, context)
+            try:
                 if in_workers:
                     _import_in_background(SUMMARY_MODULES)
                 result.metric_wait_seconds = _pipeline(pool, items, writer, bar, max_inflight)
+            except BrokenProcessPool:
+                raise RunAborted(_worker_died(processes)) from None
+            finally:
+                # queued images are dropped; those being computed (one per worker) finish first
+                pool.shutdown(wait=True, cancel_futures=True)
     finally:
         writer.flush()  # whatever finished is committed, also on Ctrl-C or an error
         bar.close()
@@ -175,19 +184,45 @@ def score_model(dataset: DatasetSpec, protocol: Protocol, records: RecordSet, st
     return result
 
 
-def _forked_pool(ctx, workers: int, context: ScoreContext):
-    """The worker pool, its processes forked with OpenCV single-threaded.
+def _forked_pool(workers: int, context: ScoreContext):
+    """The worker pool, its processes forked with OpenCV single-threaded, and those processes.
 
     Each worker is one core's worth of work: OpenCV's thread pool in every worker only made the
     workers contend (about 5% more CPU). The count is set in this process for the moment of the
     fork (the workers inherit it; in a forked child, setNumThreads may wait on threads fork did not
-    copy) and restored at once, so that a model running here keeps OpenCV's threads."""
+    copy) and restored at once, so that a model running here keeps OpenCV's threads. With fork,
+    ProcessPoolExecutor forks all its workers at the first submit, made here for that reason.
+    A worker that dies (e.g. killed by the OOM killer) breaks the pool: every waiting result then
+    raises BrokenProcessPool instead of waiting forever."""
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)
     try:
-        return ctx.Pool(workers, initializer=_init_worker, initargs=(context,))
+        pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_init_worker,
+                                   initargs=(context,))
+        pool.submit(os.getpid).result()
     finally:
         cv2.setNumThreads(threads)
+    # only to say in the message how a worker died (its signal); the pool does not tell
+    processes = list(getattr(pool, "_processes", {}).values())
+    return pool, processes
+
+
+def _worker_died(processes) -> str:
+    for process in processes:  # the pool's own thread may be reaping them: wait for their exit codes
+        process.join(1.0)
+    codes = [p.exitcode for p in processes if p.exitcode not in (None, 0)]
+    how = "died abruptly"
+    if codes and codes[0] < 0:
+        number = -codes[0]
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = "signal"
+        how = f"was killed ({name}, signal {number}{', e.g. out of memory' if number == signal.SIGKILL else ''})"
+    elif codes:
+        how = f"exited with code {codes[0]}"
+    return (f"a metric worker {how}; finished images are saved, rerun the same command to resume "
+            "(fewer --workers need less memory)")
 
 
 # What the main process needs after the loop (writing records, aggregation): pandas alone takes
@@ -217,15 +252,15 @@ def _pipeline(pool, items, writer: RecordWriter, bar, max_inflight: int) -> floa
     inflight: deque = deque()
     waited = 0.0
     for stem, pred in items:
-        inflight.append(pool.apply_async(_score_in_worker, (stem, pred)))
-        while inflight and (len(inflight) >= max_inflight or inflight[0].ready()):
+        inflight.append(pool.submit(_score_in_worker, stem, pred))
+        while inflight and (len(inflight) >= max_inflight or inflight[0].done()):
             start = time.perf_counter()
-            out = inflight.popleft().get()
+            out = inflight.popleft().result()
             waited += time.perf_counter() - start
             _commit(out, writer, bar)
     while inflight:
         start = time.perf_counter()
-        out = inflight.popleft().get()
+        out = inflight.popleft().result()
         waited += time.perf_counter() - start
         _commit(out, writer, bar)
     return waited
