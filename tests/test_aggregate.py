@@ -1,10 +1,9 @@
 """Aggregation over the records of a whole run."""
 import numpy as np
 import pytest
+from helpers.data import write_dataset, write_predictions, write_protocol
 
 from harness.run.command import run_from_args
-
-from conftest import write_dataset, write_predictions, write_protocol
 
 
 def test_overall_iiou_counts_false_positives_of_images_without_the_class(tmp_path):

@@ -4,21 +4,21 @@ import math
 import numpy as np
 import pytest
 
-from harness.evaluation.aggregate import summarize
 from harness.data.dataset import DatasetSpec, load_dataset
+from harness.data.sample import SampleConfig, make_sample
 from harness.errors import SkipModel, UserError
+from harness.evaluation.aggregate import summarize
+from harness.evaluation.protocol import Protocol, family_config
+from harness.metrics.registry import FAMILIES
 from harness.models.baselines import (
     BaselinePredictor,
+    BaselineSpec,
     boundary_shift,
     drop_small,
     seen_bias_mapping,
 )
-from harness.models.baselines import BaselineSpec
 from harness.models.registry import parse_models
-from harness.evaluation.protocol import Protocol, family_config
-from harness.metrics.registry import FAMILIES
 from harness.run.records import RecordSet, read_tables
-from harness.data.sample import SampleConfig, make_sample
 from harness.run.scoring import score_model
 
 # Summary values that describe the data (counts, sizes, occlusion levels), not the prediction.

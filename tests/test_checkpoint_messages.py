@@ -10,9 +10,9 @@ import random
 import pytest
 import torch
 import yaml
+from helpers.cli import one_line_error, zeg_eval_inprocess
 
 from harness.errors import UserError
-from helpers.cli import one_line_error, zeg_eval_inprocess
 
 pytestmark = pytest.mark.slow  # torch (and mmseg for the runner)
 
@@ -94,7 +94,11 @@ def test_zegclip_read_checkpoint(tmp_path, name):
 
 @pytest.mark.parametrize("name", CASES)
 def test_zegclip_load_and_convert_refuse_it_too(tmp_path, name):
-    from harness.zegclip.checkpoint import CheckpointError, convert_checkpoint, load_zegclip_checkpoint
+    from harness.zegclip.checkpoint import (
+        CheckpointError,
+        convert_checkpoint,
+        load_zegclip_checkpoint,
+    )
 
     marker, path, needles = _case(tmp_path, name)
     with pytest.raises(CheckpointError) as info:

@@ -4,9 +4,7 @@ import sys
 
 import numpy as np
 import pytest
-
-from conftest import write_dataset, write_predictions, write_protocol
-
+from helpers.data import write_dataset, write_predictions, write_protocol
 
 pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
 

@@ -3,9 +3,9 @@ kept apart in records, resume and summaries."""
 import numpy as np
 import pandas as pd
 import yaml
+from helpers.cli import one_line_error, read_json, zeg_eval_inprocess
 
 from harness.data.imageio import write_label_png
-from helpers.cli import one_line_error, read_json, zeg_eval_inprocess
 
 
 def _write(folder, maps):

@@ -8,11 +8,11 @@ import time
 import numpy as np
 import pytest
 import yaml
+from helpers.cli import one_line_error, tree, zeg_eval_inprocess
 
 from harness.config.yamlcfg import parse_yaml
 from harness.data.imageio import write_label_png
 from harness.errors import UserError
-from helpers.cli import one_line_error, tree, zeg_eval_inprocess
 
 MAX_ALIAS_NODES = 10_000  # harness.config.yamlcfg.MAX_ALIAS_NODES
 

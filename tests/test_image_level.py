@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from helpers.cli import read_json, zeg_eval_inprocess
+from helpers.realdata import write_real_dataset
 
 from harness.data.dataset import load_dataset
 from harness.data.imageio import write_label_png
 from harness.metrics.image_level import image_level_summary, worst_count
-from helpers.cli import read_json, zeg_eval_inprocess
-from helpers.realdata import write_real_dataset
 
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "jdtlosses_miouic.json").read_text())
 

@@ -4,10 +4,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
-
-from conftest import write_dataset, write_predictions
-
 import pytest
+from helpers.data import write_dataset, write_predictions
 
 pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
 

@@ -494,11 +494,22 @@ def test_summary_accepts_batch_axes():
 # integer counts on every column
 
 
-from harness.metrics.boundary import (  # noqa: E402  (helpers the old code shares, unchanged)
-    BF_SCALE, BoundaryConfig, band_widths, bf_tolerance, boundary_iou_width, count_columns,
-    error_boundary_width, euclidean_disk, rounded_disk, square)
-from harness.metrics.windows import dilate as _dilate_disk, disk_rectangles  # noqa: E402
 import cv2  # noqa: E402
+
+from harness.metrics.boundary import (  # noqa: E402  (helpers the old code shares, unchanged)
+    BF_SCALE,
+    BoundaryConfig,
+    band_widths,
+    bf_tolerance,
+    boundary_iou_width,
+    count_columns,
+    error_boundary_width,
+    euclidean_disk,
+    rounded_disk,
+    square,
+)
+from harness.metrics.windows import dilate as _dilate_disk  # noqa: E402
+from harness.metrics.windows import disk_rectangles
 
 _SQUARE3 = square(1)
 

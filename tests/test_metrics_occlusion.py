@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.data import REALDATA
 
-from conftest import REALDATA
 from harness.metrics.objects import extract_objects
 from harness.metrics.occlusion import OcclusionConfig, occlusion_rows, occlusion_summary
 from harness.metrics.size import object_rows

@@ -11,11 +11,17 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+from helpers.data import REALDATA
 
-from conftest import REALDATA
 from harness.metrics import standard
 from harness.metrics.objects import ObjectMap, extract_objects
-from harness.metrics.size import SizeConfig, fp_blob_rows, object_rows, percentile_buckets, size_summary
+from harness.metrics.size import (
+    SizeConfig,
+    fp_blob_rows,
+    object_rows,
+    percentile_buckets,
+    size_summary,
+)
 
 IGN = 255
 REAL = REALDATA / "coco_panoptic_val2017_2"  # ../shared/realdata, read in place

@@ -1,10 +1,8 @@
 """Datasets given as mmseg configs resolve to the files and conventions mmseg's own dataset uses."""
-import numpy as np
-
-from harness.data.dataset import load_dataset
-
 
 import pytest
+
+from harness.data.dataset import load_dataset
 
 pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
 
@@ -18,9 +16,9 @@ def _write_config(path, dataset_type, root, img, seg, **extra):
 
 
 def _mmseg_files(config):
+    import mmseg.datasets  # noqa: F401
     from mmengine.config import Config
     from mmseg.registry import DATASETS
-    import mmseg.datasets  # noqa: F401
 
     cfg = Config.fromfile(str(config))
     dataset = DATASETS.build(cfg.test_dataloader.dataset)

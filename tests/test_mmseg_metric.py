@@ -3,12 +3,10 @@ family, of mmseg's own IoUMetric."""
 import numpy as np
 import pytest
 import torch
+from helpers.data import write_dataset, write_predictions, write_protocol
 
 import harness.evaluation.mmseg_metric  # noqa: F401  (registers ZegEvalMetric)
 from harness.run.command import run_from_args
-
-from conftest import write_dataset, write_predictions, write_protocol
-
 
 pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
 

@@ -9,9 +9,9 @@ import math
 from pathlib import Path
 
 import pytest
+from helpers.realdata import write_real_dataset
 
 from harness import cli
-from helpers.realdata import write_real_dataset
 
 HERE = Path(__file__).resolve().parent
 PINS = json.loads((HERE / "pinned" / "summaries.json").read_text())

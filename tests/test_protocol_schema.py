@@ -3,9 +3,9 @@ exit 2 and one line naming the file, the line and the key; nothing is written.""
 import numpy as np
 import pytest
 import yaml
+from helpers.cli import one_line_error, tree, zeg_eval_inprocess
 
 from harness.data.imageio import write_label_png
-from helpers.cli import one_line_error, tree, zeg_eval_inprocess
 
 BAD_FAMILIES = [
     ({"size": {"hit_threshold": 2}}, "hit_threshold"),

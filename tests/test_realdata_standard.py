@@ -3,13 +3,11 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers.data import write_protocol
 
 from harness.data.dataset import load_dataset, presets
 from harness.data.imageio import write_label_png
 from harness.run.command import run_from_args
-
-from conftest import write_protocol
-
 
 pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
 
@@ -86,7 +84,12 @@ def test_ade20k_reduce_zero_label_matches_mmseg_loader(realdata, tmp_path):
 
 
 def test_presets_equal_mmseg_metainfo():
-    from mmseg.datasets import ADE20KDataset, COCOStuffDataset, PascalContextDataset59, PascalVOCDataset
+    from mmseg.datasets import (
+        ADE20KDataset,
+        COCOStuffDataset,
+        PascalContextDataset59,
+        PascalVOCDataset,
+    )
 
     known = presets()
     assert known["coco_stuff164k"]["classes"] == list(COCOStuffDataset.METAINFO["classes"])

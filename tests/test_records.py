@@ -5,7 +5,13 @@ import pandas as pd
 import pytest
 
 from harness.errors import UserError
-from harness.run.records import RecordSet, RecordWriter, done_images, read_tables, record_sets
+from harness.run.records import (
+    RecordSet,
+    RecordWriter,
+    done_images,
+    read_tables,
+    record_sets,
+)
 
 
 def _tables(rng, n_classes):

@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.evaluation.aggregate import class_sums
-from harness.errors import UserError
 from harness.data.imageio import write_label_png
+from harness.errors import UserError
+from harness.evaluation.aggregate import class_sums
 from harness.metrics import standard
 from harness.report import add_arguments, command
 from harness.report.build import Options, build_report

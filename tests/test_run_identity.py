@@ -7,9 +7,9 @@ import shutil
 import numpy as np
 import pytest
 import yaml
+from helpers.cli import one_line_error, read_json, tree, zeg_eval_inprocess
 
 from harness.data.imageio import write_label_png
-from helpers.cli import one_line_error, read_json, tree, zeg_eval_inprocess
 
 
 def _dataset(root, labels, classes=("bg", "thing")):

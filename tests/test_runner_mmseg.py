@@ -6,30 +6,15 @@ import shutil
 import numpy as np
 import pytest
 import yaml
+from helpers.cli import manifest, one_line_error, summary, tree, zeg_eval_subprocess
+from helpers.data import CONFIGS, REALDATA
+from helpers.models import save_checkpoint
 
 from harness.data.dataset import load_dataset
 from harness.data.imageio import read_label_png
 from harness.data.sample import SampleConfig, make_sample
 
-from conftest import REALDATA
-from runner_helpers import CONFIGS, manifest, one_line_error, summary, tree, zeg_eval
-
-
 pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
-
-
-def save_checkpoint(config, path, **cfg_options):
-    """A state dict of the tiny model with seeded random weights (mmengine checkpoint layout)."""
-    import torch
-
-    from harness.models import mmseg_predictor
-    from harness.models.mmseg_model import MmsegSpec
-
-    torch.manual_seed(0)
-    spec = MmsegSpec(name="t", config=config, checkpoint=None, cfg_options=cfg_options)
-    model = mmseg_predictor.build_model(spec, mmseg_predictor.load_config(spec), "cpu")
-    torch.save({"state_dict": model.state_dict(), "meta": {"note": "test"}}, path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +47,7 @@ def test_tiny_model_whole_and_slide(setup, tmp_path):
          "batch_size": 2, "precision": "bf16"},
         {"name": "oracle", "baseline": "oracle"}], families={"standard": {}, "size": {}})
     run = tmp_path / "run"
-    rc, out, err = zeg_eval("run", protocol, "--data", data, "--out", run, "--save-predictions",
+    rc, out, err = zeg_eval_subprocess("run", protocol, "--data", data, "--out", run, "--save-predictions",
                             "--loader-workers", "1", env={"TINY_CKPT": str(ckpt)})
     assert rc == 0, err
     s = summary(run)
@@ -91,7 +76,7 @@ def test_tiny_model_on_real_coco_photos(setup, tmp_path, capsys):
          "cfg_options": {"model.decode_head.num_classes": 171}},
         {"name": "oracle", "baseline": "oracle"}, {"name": "drop_small", "baseline": "drop_small"}],
         families={"standard": {}, "size": {}}, data=data)
-    rc, _, err = zeg_eval("run", protocol, "--out", tmp_path / "run", "--limit", "4")
+    rc, _, err = zeg_eval_subprocess("run", protocol, "--out", tmp_path / "run", "--limit", "4")
     assert rc == 0, err
     s = summary(tmp_path / "run")
     assert s["oracle"]["mIoU"] == 100 and s["oracle"]["object_recall@small"] == 100

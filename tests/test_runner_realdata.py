@@ -3,15 +3,13 @@ COCO annotations (pycocotools), and ADE20K's reduce_zero_label convention."""
 import json
 
 import numpy as np
+import pytest
 import yaml
+from helpers.cli import summary, zeg_eval_subprocess
+from helpers.data import REALDATA
 
 from harness.data.coco_instances import instance_maps
 from harness.data.imageio import read_label_png
-
-from conftest import REALDATA
-from runner_helpers import summary, zeg_eval
-
-import pytest
 
 pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
 
@@ -28,7 +26,7 @@ def test_coco_instances_match_the_panoptic_instances():
 
 
 def test_baselines_on_coco_with_converted_instances(tmp_path):
-    rc, out, err = zeg_eval("coco-instances", PANOPTIC / "panoptic_coco_detection_format.json", tmp_path / "inst",
+    rc, out, err = zeg_eval_subprocess("coco-instances", PANOPTIC / "panoptic_coco_detection_format.json", tmp_path / "inst",
                             "--categories", PANOPTIC / "panoptic_coco_categories.json")
     assert rc == 0, err
     classes = json.loads((PANOPTIC / "semantic133_classes.json").read_text())
@@ -43,7 +41,7 @@ def test_baselines_on_coco_with_converted_instances(tmp_path):
     protocol.write_text(yaml.safe_dump({"name": "real", "families": {"standard": {}, "size": {}}, "models": [
         {"name": "oracle", "baseline": "oracle"}, {"name": "drop_small", "baseline": "drop_small"},
         {"name": "dilate_3", "baseline": "boundary_shift", "pixels": 3}]}))
-    rc, out, err = zeg_eval("run", protocol, "--data", data, "--out", tmp_path / "run", "--workers", "1")
+    rc, out, err = zeg_eval_subprocess("run", protocol, "--data", data, "--out", tmp_path / "run", "--workers", "1")
     assert rc == 0, err
     s = summary(tmp_path / "run")
     assert s["oracle"]["mIoU"] == 100 and s["oracle"]["object_recall@small"] == 100
@@ -60,7 +58,7 @@ def test_baselines_on_ade20k_reduce_zero_label(tmp_path):
     protocol = tmp_path / "p.yaml"
     protocol.write_text(yaml.safe_dump({"name": "ade", "families": {"standard": {}}, "models": [
         {"name": "oracle", "baseline": "oracle"}, {"name": "erode_2", "baseline": "boundary_shift", "pixels": -2}]}))
-    rc, out, err = zeg_eval("run", protocol, "--data", data, "--out", tmp_path / "run", "--workers", "0")
+    rc, out, err = zeg_eval_subprocess("run", protocol, "--data", data, "--out", tmp_path / "run", "--workers", "0")
     assert rc == 0, err
     s = summary(tmp_path / "run")
     assert s["oracle"]["mIoU"] == 100 and s["oracle"]["n_images"] == 3

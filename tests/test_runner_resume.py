@@ -7,13 +7,12 @@ import time
 
 import pytest
 import yaml
+from helpers.cli import manifest, summary, zeg_eval_subprocess
+from helpers.data import CONFIGS
+from helpers.models import save_checkpoint
 
-from harness.run.records import RecordSet, read_tables
 from harness.data.sample import SampleConfig, make_sample
-
-from runner_helpers import CONFIGS, manifest, summary, zeg_eval
-from test_runner_mmseg import save_checkpoint
-
+from harness.run.records import RecordSet, read_tables
 
 pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
 
@@ -52,7 +51,7 @@ def test_sigint_then_rerun_gives_the_uninterrupted_summary(setup, tmp_path):
     assert 4 <= done < 24
     assert not list((run / "records").rglob("*.tmp"))
     # Rerun: continues (the baseline and the committed images are not recomputed).
-    rc, out, err = zeg_eval(*args, "--out", run)
+    rc, out, err = zeg_eval_subprocess(*args, "--out", run)
     assert rc == 0, err
     m = manifest(run)
     assert m["models"]["drop_small"]["images_computed_last_run"] == 0
@@ -60,7 +59,7 @@ def test_sigint_then_rerun_gives_the_uninterrupted_summary(setup, tmp_path):
     images = read_tables(tiny)["images"]["image"]
     assert len(images) == 24 and images.is_unique
     # The same summary as a run that was never interrupted.
-    rc, _, err = zeg_eval(*args, "--out", tmp_path / "clean", "--chunk-size", "64")
+    rc, _, err = zeg_eval_subprocess(*args, "--out", tmp_path / "clean", "--chunk-size", "64")
     assert rc == 0, err
     assert summary(run) == summary(tmp_path / "clean")
     assert (run / "per_class.csv").read_text() == (tmp_path / "clean" / "per_class.csv").read_text()

@@ -4,13 +4,12 @@ import sys
 
 import pytest
 import yaml
+from helpers.cli import manifest, summary, zeg_eval_subprocess
+from helpers.data import CONFIGS
+from helpers.models import save_checkpoint
 
-from harness.run.records import RecordSet, read_tables
 from harness.data.sample import SampleConfig, make_sample
-
-from runner_helpers import CONFIGS, manifest, summary, zeg_eval
-from test_runner_mmseg import save_checkpoint
-
+from harness.run.records import RecordSet, read_tables
 
 pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
 
@@ -25,7 +24,7 @@ def setup(tmp_path_factory):
         {"name": "erode", "baseline": "boundary_shift", "pixels": -1},
         {"name": "tiny", "config": str(CONFIGS / "tiny_fcn.py"), "checkpoint": str(ckpt)}]}))
     whole = root / "whole"
-    rc, _, err = zeg_eval("run", protocol, "--data", data, "--out", whole, "--workers", "1")
+    rc, _, err = zeg_eval_subprocess("run", protocol, "--data", data, "--out", whole, "--workers", "1")
     assert rc == 0, err
     return root, data, protocol, summary(whole)
 
@@ -33,16 +32,16 @@ def setup(tmp_path_factory):
 def test_shards_merge_into_the_whole_summary(setup, tmp_path):
     root, data, protocol, whole = setup
     run = tmp_path / "run"
-    rc, out, err = zeg_eval("run", protocol, "--data", data, "--out", run, "--shard", "1/2", "--workers", "1")
+    rc, out, err = zeg_eval_subprocess("run", protocol, "--data", data, "--out", run, "--shard", "1/2", "--workers", "1")
     assert rc == 0, err
     assert "shard 1/2 done" in err and not (run / "summary.json").exists()
     assert len(read_tables(RecordSet(run, "tiny"))["images"]) == 3  # images 1, 3, 5
-    rc, out, err = zeg_eval("run", protocol, "--data", data, "--out", run, "--shard", "0/2", "--workers", "1")
+    rc, out, err = zeg_eval_subprocess("run", protocol, "--data", data, "--out", run, "--shard", "0/2", "--workers", "1")
     assert rc == 0, err  # the last shard to finish writes the summary
     assert summary(run) == whole
     m = manifest(run)
     assert m["status"] == "complete" and m["models"]["tiny"]["shards"] == {"0/2": "complete", "1/2": "complete"}
-    rc, _, err = zeg_eval("run", protocol, "--data", data, "--out", run, "--shard", "2/2")
+    rc, _, err = zeg_eval_subprocess("run", protocol, "--data", data, "--out", run, "--shard", "2/2")
     assert rc == 2 and "--shard must be i/n" in err
 
 

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from harness.data.dataset import load_dataset
-from harness.data.sample import CLASSES, THINGS, UNSEEN, SampleConfig, make_sample, render_scene
+from harness.data.sample import (
+    CLASSES,
+    THINGS,
+    UNSEEN,
+    SampleConfig,
+    make_sample,
+    render_scene,
+)
 
 SMALL = SampleConfig(n_images=6, height=120, width=160)
 

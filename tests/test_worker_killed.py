@@ -12,9 +12,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
-from conftest import write_dataset, write_predictions
 from helpers.cli import zeg_eval_subprocess
+from helpers.data import write_dataset, write_predictions
 
 pytestmark = pytest.mark.slow  # subprocesses
 

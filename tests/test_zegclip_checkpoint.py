@@ -2,17 +2,21 @@
 import hashlib
 from pathlib import Path
 
+import mmseg.models  # noqa: F401,E402  (a hard dependency)
 import numpy as np
 import pytest
 import torch
 
-import mmseg.models  # noqa: F401,E402  (a hard dependency)
-
 import harness.zegclip  # noqa: F401,E402
 from harness.errors import UserError  # noqa: E402
-from harness.zegclip.checkpoint import (CheckpointError, compare_state_dict,  # noqa: E402
-                                        convert_checkpoint, load_zegclip_checkpoint,
-                                        read_checkpoint, sha256_file)
+from harness.zegclip.checkpoint import (  # noqa: E402
+    CheckpointError,
+    compare_state_dict,
+    convert_checkpoint,
+    load_zegclip_checkpoint,
+    read_checkpoint,
+    sha256_file,
+)
 
 pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
 

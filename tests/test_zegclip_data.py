@@ -6,11 +6,10 @@ import os
 import re
 from pathlib import Path
 
+import mmengine  # noqa: F401,E402
 import numpy as np
 import pytest
 import yaml
-
-import mmengine  # noqa: F401,E402
 
 pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
 
@@ -178,6 +177,7 @@ def test_voc20_dataset_config_reduces_background(tmp_path):
     import cv2
     from mmengine.registry import init_default_scope
     from mmseg.registry import DATASETS
+
     import harness.zegclip  # noqa: F401
     init_default_scope('mmseg')
     root = tmp_path / 'VOC2012'

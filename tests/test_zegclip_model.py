@@ -4,12 +4,11 @@ slide averaging on constructed inputs, and the mmseg init_model / inference_mode
 import math
 from pathlib import Path
 
+import mmseg.models  # noqa: F401,E402  (a hard dependency)
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-import mmseg.models  # noqa: F401,E402  (a hard dependency)
 
 import harness.zegclip  # noqa: F401,E402
 from harness.zegclip import ZegCLIP, slide_windows  # noqa: E402

@@ -1,12 +1,11 @@
 """Text embeddings for any vocabulary: tokenizer, templates, recipe, cache, CLI, bad inputs."""
 import json
 
+import mmseg.models  # noqa: F401,E402  (a hard dependency)
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
-import mmseg.models  # noqa: F401,E402  (a hard dependency)
 
 import harness.zegclip  # noqa: F401,E402
 from harness.zegclip import text_embeddings as te  # noqa: E402

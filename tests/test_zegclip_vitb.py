@@ -6,10 +6,9 @@ import json
 import os
 from pathlib import Path
 
+import mmseg.models  # noqa: F401,E402  (a hard dependency)
 import pytest
 import torch
-
-import mmseg.models  # noqa: F401,E402  (a hard dependency)
 
 import harness.zegclip  # noqa: F401,E402
 from harness.zegclip import parity  # noqa: E402

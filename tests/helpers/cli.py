@@ -43,6 +43,14 @@ def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
 
 
+def manifest(run: Path) -> dict:
+    return read_json(Path(run) / "manifest.json")
+
+
+def summary(run: Path) -> dict:
+    return read_json(Path(run) / "summary.json")
+
+
 def tree(root: Path) -> set:
     """Every path under root (to check that nothing is written outside a run folder)."""
     return {p.relative_to(root) for p in Path(root).rglob("*")}
