@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
+from harness.config.yamlcfg import load_yaml_mapping
+from harness.data.imageio import read_label_png
 from harness.errors import UserError
 from harness.files import check_component
-from harness.data.imageio import read_label_png
 from harness.metrics.histogram import label_counts
-from harness.config.yamlcfg import load_yaml_mapping
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 

@@ -29,8 +29,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from harness.errors import UserError
 from harness.data.imageio import write_label_png
+from harness.errors import UserError
 
 GENERATOR_VERSION = 1
 STUFF = ("sky", "tree", "grass", "road", "building", "water")

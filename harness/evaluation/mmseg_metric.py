@@ -15,12 +15,12 @@ import numpy as np
 from mmengine.evaluator import BaseMetric
 from mmseg.registry import METRICS
 
-from harness.evaluation.aggregate import summarize
 from harness.data.dataset import DatasetSpec
+from harness.evaluation.aggregate import summarize
 from harness.evaluation.evaluate import ImageInputs, evaluate_image
 from harness.evaluation.protocol import Protocol, family_config
-from harness.metrics.registry import FAMILIES
 from harness.evaluation.tables import tables_to_frames
+from harness.metrics.registry import FAMILIES
 
 
 @METRICS.register_module()

@@ -15,10 +15,9 @@ Unknown keys anywhere are errors naming the file and line.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
-
-import re
 
 from harness.config.yamlcfg import check_keys, mapping_items, parse_yaml, to_python
 from harness.errors import UserError

@@ -29,10 +29,23 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from harness.metrics.family import Family, FamilySummary, MetricInfo, SummaryInputs, check_number
+from harness.metrics.family import (
+    Family,
+    FamilySummary,
+    MetricInfo,
+    SummaryInputs,
+    check_number,
+)
 from harness.metrics.standard import nanmean_classes
-from harness.metrics.windows import (ClassPresence, Pixels, WindowViews, disk_rectangles, exists_exact,
-                                     max_filter, min_filter)
+from harness.metrics.windows import (
+    ClassPresence,
+    Pixels,
+    WindowViews,
+    disk_rectangles,
+    exists_exact,
+    max_filter,
+    min_filter,
+)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,12 @@ import math
 import numpy as np
 import scipy.ndimage as ndi
 
-from harness.metrics.boundary import BF_SCALE, ERROR_PARTS, BoundaryConfig, count_columns
+from harness.metrics.boundary import (
+    BF_SCALE,
+    ERROR_PARTS,
+    BoundaryConfig,
+    count_columns,
+)
 
 SQUARE3 = np.ones((3, 3), dtype=bool)
 

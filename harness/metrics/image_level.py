@@ -29,7 +29,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.metrics.family import Family, FamilySummary, MetricInfo, SummaryInputs, check_number
+from harness.metrics.family import (
+    Family,
+    FamilySummary,
+    MetricInfo,
+    SummaryInputs,
+    check_number,
+)
 
 SOURCE = "Wang et al., NeurIPS 2023 (JDTLosses af6c1f6, miouic_metric.py)"
 

@@ -28,8 +28,16 @@ import cv2
 import numpy as np
 
 from harness.metrics.buckets import RIGHT_CLOSED, in_bucket
-from harness.metrics.family import (COUNT, Family, FamilySummary, MetricInfo, SummaryInputs, check_buckets,
-                                    check_choice, check_number)
+from harness.metrics.family import (
+    COUNT,
+    Family,
+    FamilySummary,
+    MetricInfo,
+    SummaryInputs,
+    check_buckets,
+    check_choice,
+    check_number,
+)
 from harness.metrics.objects import ObjectMap
 from harness.metrics.size import object_boxes
 

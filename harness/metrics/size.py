@@ -24,8 +24,18 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from harness.metrics.buckets import in_bucket
-from harness.metrics.family import (COUNT, PER_IMAGE, PIXELS, Family, FamilySummary, MetricInfo, SummaryInputs,
-                                    check_buckets, check_choice, check_number)
+from harness.metrics.family import (
+    COUNT,
+    PER_IMAGE,
+    PIXELS,
+    Family,
+    FamilySummary,
+    MetricInfo,
+    SummaryInputs,
+    check_buckets,
+    check_choice,
+    check_number,
+)
 from harness.metrics.histogram import label_counts
 from harness.metrics.objects import ObjectMap, components
 

@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from harness.metrics.family import Family, FamilySummary, MetricInfo, SummaryInputs, check_number
+from harness.metrics.family import (
+    Family,
+    FamilySummary,
+    MetricInfo,
+    SummaryInputs,
+    check_number,
+)
 from harness.metrics.histogram import byte_pair_counts
 
 COUNT_COLUMNS = ("intersect", "pred_area", "label_area")

@@ -126,7 +126,9 @@ def _fill_from_nearest(pred: np.ndarray, gt: np.ndarray, holes: np.ndarray, sour
     """pred[holes] = gt at the nearest `sources` pixel (in place); nothing when there is no source."""
     if not holes.any() or not sources.any():
         return
-    from scipy import ndimage  # 0.2 s of import: only where a baseline runs, not to parse a spec
+    from scipy import (
+        ndimage,  # 0.2 s of import: only where a baseline runs, not to parse a spec
+    )
 
     _, (iy, ix) = ndimage.distance_transform_edt(~sources, return_indices=True)
     pred[holes] = gt[iy[holes], ix[holes]]

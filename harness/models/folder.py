@@ -19,7 +19,14 @@ import numpy as np
 
 from harness.data.imageio import read_label_png
 from harness.errors import UserError
-from harness.models.base import NAME, ModelKind, Predictor, check_allowed, check_type, resolve_path
+from harness.models.base import (
+    NAME,
+    ModelKind,
+    Predictor,
+    check_allowed,
+    check_type,
+    resolve_path,
+)
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,16 @@ from pathlib import Path
 
 from harness.errors import SkipModel, UserError
 from harness.files import digest_files, sha256_file
-from harness.models.base import NAME, ModelKind, Predictor, Runtime, check_allowed, check_type, expand_vars, resolve_path
+from harness.models.base import (
+    NAME,
+    ModelKind,
+    Predictor,
+    Runtime,
+    check_allowed,
+    check_type,
+    expand_vars,
+    resolve_path,
+)
 from harness.models.runtime import PRECISIONS, effective_precision
 
 LOADERS = ("mmseg", "zegclip")

@@ -16,7 +16,13 @@ from harness.errors import UserError
 from harness.report import gallery as gallery_mod
 from harness.report import plots
 from harness.report.runs import ModelRun, load_runs
-from harness.report.stats import FAMILY_ORDER, Bootstrap, ModelMetrics, interval, point_estimates
+from harness.report.stats import (
+    FAMILY_ORDER,
+    Bootstrap,
+    ModelMetrics,
+    interval,
+    point_estimates,
+)
 
 LOWER_IS_BETTER = ("mE_", "fp_blobs", "mean_occlusion")
 NEUTRAL = ("n_", "pct_edge", "occlusion_from_amodal_share", "mean_occlusion")

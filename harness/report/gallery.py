@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from harness.run import runfolder
 from harness.data.dataset import load_dataset
-from harness.errors import UserError
 from harness.data.imageio import read_label_png, read_rgb
+from harness.errors import UserError
+from harness.run import runfolder
 
 PANEL = 132          # crop panels are PANEL x PANEL pixels
 THUMB_WIDTH = 220    # worst-image panels

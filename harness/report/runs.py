@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.run import manifest as manifest_mod
-from harness.run import records
 from harness.data.dataset import DatasetSpec
 from harness.errors import UserError
 from harness.evaluation.protocol import Protocol
 from harness.metrics.registry import FAMILIES
+from harness.run import manifest as manifest_mod
+from harness.run import records
 
 
 @dataclass

@@ -160,7 +160,9 @@ def _finished(entry: dict, info: dict, status, seconds, result, condition, shard
 def _merge(out: Path, protocol, dataset, stems, options: RunOptions):
     """Summaries of every model and condition that ran, once every image is recorded; None while
     shards remain."""
-    from harness.evaluation.aggregate import summarize  # pandas: imported after the metric workers are forked
+    from harness.evaluation.aggregate import (
+        summarize,  # pandas: imported after the metric workers are forked
+    )
 
     with manifest.lock(out):
         m = manifest.read(out, strict=False)

@@ -7,13 +7,24 @@ Importing this package registers in mmseg's ``MODELS`` registry:
 through ``custom_imports``, so ``mmseg.apis.init_model`` / ``inference_model`` work directly.
 See docs/zegclip.md.
 """
-from .checkpoint import (CheckpointError, LoadReport, compare_state_dict, convert_checkpoint,
-                         load_zegclip_checkpoint, read_checkpoint, sha256_file)
+from .checkpoint import (
+                         CheckpointError,
+                         LoadReport,
+                         compare_state_dict,
+                         convert_checkpoint,
+                         load_zegclip_checkpoint,
+                         read_checkpoint,
+                         sha256_file,
+)
 from .decode_head import ZegCLIPHead, ZegCLIPLoss
 from .image_encoder import ZegCLIPVisionTransformer
 from .segmentor import ZegCLIP, slide_windows
-from .text_embeddings import (TEMPLATE_SETS, compute_text_embeddings, encode_class_names,
-                              tokenize)
+from .text_embeddings import (
+                         TEMPLATE_SETS,
+                         compute_text_embeddings,
+                         encode_class_names,
+                         tokenize,
+)
 from .text_encoder import ZegCLIPTextEncoder
 
 __all__ = [
