@@ -25,6 +25,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
 from bench_metrics import synthetic_scene  # noqa: E402
+
 from harness.metrics import boundary  # noqa: E402
 
 IGNORE = 255

@@ -20,14 +20,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness.run import manifest as manifest_mod  # noqa: E402
-from harness.run import records  # noqa: E402
 from harness.metrics import boundary  # noqa: E402
 from harness.metrics.boundary import BoundaryConfig  # noqa: E402
 from harness.metrics.occlusion import OcclusionConfig  # noqa: E402
 from harness.metrics.size import SizeConfig  # noqa: E402
 from harness.metrics.standard import StandardConfig  # noqa: E402
 from harness.report.build import Options, build_report  # noqa: E402
+from harness.run import manifest as manifest_mod  # noqa: E402
+from harness.run import records  # noqa: E402
 
 H, W = 480, 640
 

@@ -14,9 +14,13 @@ Measured, each in a fresh process on the generated sample (320x240):
 * memory: peak RSS of the main process and of the largest worker for N and 4N images (`--memory`):
   flat when the loop holds a bounded number of images whatever N.
 
-On a GPU the same script with `--device cuda` and a real config (`--config`, `--checkpoint`) gives
-the overhead there: the model runs on the GPU while the metrics use the CPU cores, so the loop's
-images/s should stay within 10% of `model_only`; `metric_wait_seconds` in the run's manifest is the
+On a GPU the same script with `--device cuda` and a real model gives the overhead there, e.g. the
+ZegCLIP port (ViT-B/16, slide inference, random weights, the sample's class names) in bf16:
+
+    python bench/bench_runner.py --device cuda --zegclip --precision bf16 --families standard,size,boundary
+
+A real checkpoint goes in with `--config` and `--checkpoint`. There the model runs on the GPU while
+the metrics use the CPU cores, so the loop's images/s should stay within 10% of `model_only`; `metric_wait_seconds` in the run's manifest is the
 time the loop waited for metric workers (0 when they keep up).
 """
 from __future__ import annotations
@@ -50,17 +54,45 @@ def _protocol(tmp: Path, families: list[str], models: list[dict]) -> Path:
     return path
 
 
-def _checkpoint(config: Path, tmp: Path) -> Path:
+# ZegCLIP with the dataset's classes (its text tower encodes their names), as an open-vocabulary
+# model is evaluated on a dataset of its own choosing
+ZEGCLIP_CONFIG = ROOT / "configs" / "zegclip" / "zegclip_vitb16_512x512_coco-stuff171_inductive.py"
+ZEGCLIP_OPTIONS = {"model.class_names": "${dataset.classes}", "model.seen_idx": "${dataset.seen_ids}",
+                   "model.unseen_idx": "${dataset.unseen_ids}", "model.decode_head.num_classes": "${dataset.num_classes}",
+                   "model.text_embedding": None}
+
+
+def _model_entry(args, checkpoint: Path | None) -> dict:
+    entry = {"name": "m", "config": str(args.config), "checkpoint": str(checkpoint)}
+    if args.zegclip:
+        entry.update(loader="zegclip", cfg_options=ZEGCLIP_OPTIONS)
+    if args.precision:
+        entry["precision"] = args.precision
+    if args.batch_size:
+        entry["batch_size"] = args.batch_size
+    return entry
+
+
+def _spec(args, checkpoint: Path | None):
+    from harness.models.mmseg_model import MmsegSpec
+
+    entry = _model_entry(args, checkpoint)
+    return MmsegSpec(name="m", config=Path(entry["config"]), checkpoint=checkpoint, loader=entry.get("loader", "mmseg"),
+                     precision=entry.get("precision", "fp32"), batch_size=entry.get("batch_size", 1),
+                     cfg_options=entry.get("cfg_options", {}))
+
+
+def _checkpoint(args, dataset, tmp: Path) -> Path:
+    """Random weights (seeded) saved as a state-dict checkpoint the model's loader reads."""
     import torch
 
     from harness.models import mmseg_predictor
-    from harness.models.mmseg_model import MmsegSpec
 
     torch.manual_seed(0)
-    spec = MmsegSpec(name="t", config=config, checkpoint=None)
-    model = mmseg_predictor.build_model(spec, mmseg_predictor.load_config(spec), "cpu")
-    path = tmp / "tiny.pth"
-    torch.save(model.state_dict(), path)
+    spec = _spec(args, None)
+    model = mmseg_predictor.build_model(spec, mmseg_predictor.load_config(spec, dataset), "cpu")
+    path = tmp / "random.pth"
+    torch.save({"state_dict": model.state_dict()}, path)
     return path
 
 
@@ -72,70 +104,84 @@ def _peak() -> dict:
 
 def one(args) -> dict:
     """One measurement in this (fresh) process."""
-    from harness.models.mmseg_model import MmsegSpec
+    from harness.data.dataset import load_dataset
     from harness.run.command import run_from_args
 
     data = _sample(args.images)
+    dataset = load_dataset(data)
     tmp = Path(tempfile.mkdtemp(prefix="zeg-bench-"))
-    config = Path(args.config)
     ckpt = Path(args.checkpoint) if args.checkpoint else None
     if args.what in ("model", "model_only") and ckpt is None:
-        ckpt = _checkpoint(config, tmp)
+        ckpt = _checkpoint(args, dataset, tmp)
     if args.what == "model_only":
-        from harness.data.dataset import load_dataset
         from harness.models import mmseg_predictor
         from harness.models.base import Runtime
 
-        dataset = load_dataset(data)
         stems = dataset.stems()
-        spec = MmsegSpec(name="m", config=config, checkpoint=ckpt)
         runtime = Runtime(device=args.device, loader_workers=args.loader_workers)
-        stream = mmseg_predictor.predict_stream(spec, dataset, stems, runtime)
-        next(stream)  # the model is built and warm: timing starts at the second image
+        weights = mmseg_predictor.load_weights
+        if args.zegclip:
+            from harness.models.zegclip_model import _load_zegclip_weights as weights
+        spec = _spec(args, ckpt)
+        # as `model` below: a warm-up over the first image (imports, caches), then the other images
+        # timed, the model built once more inside the timing, as the whole loop builds it
+        for _ in mmseg_predictor.predict_stream(spec, dataset, stems[:1], runtime, weights=weights):
+            pass
         start = time.perf_counter()
-        n = sum(1 for _ in stream)
+        n = sum(1 for _ in mmseg_predictor.predict_stream(spec, dataset, stems[1:], runtime, weights=weights))
         seconds = time.perf_counter() - start
         return {"what": args.what, "images": n, "seconds": round(seconds, 3), "images_per_s": round(n / seconds, 2),
                 **_peak()}
     if args.what == "simulated_gpu":
-        return simulated_gpu(args, data, tmp)
+        return simulated_gpu(args, dataset, tmp)
     if args.what == "baseline":
         models = [{"name": "m", "baseline": "drop_small"}]
     else:
-        models = [{"name": "m", "config": str(config), "checkpoint": str(ckpt)}]
+        models = [_model_entry(args, ckpt)]
     protocol = _protocol(tmp, args.families.split(","), models)
-    if args.what == "model":  # warm the same way as model_only: one image first, then time the rest
+    if args.what == "model":  # warm the same way as model_only: one image first, then the rest timed
         run_from_args(protocol, data, None, tmp / "run", limit=1, workers=args.workers,
                       device=args.device, loader_workers=args.loader_workers)
     start = time.perf_counter()
     run_from_args(protocol, data, None, tmp / "run", workers=args.workers, device=args.device,
                   loader_workers=args.loader_workers)
     seconds = time.perf_counter() - start
-    entry = json.loads((tmp / "run" / "manifest.json").read_text())["models"]["m"]["timings"][-1]
-    n = entry["images"]
+    entry = json.loads((tmp / "run" / "manifest.json").read_text())["models"]["m"]
+    timing = entry["timings"][-1]
+    n = timing["images"]
     return {"what": args.what, "images": n, "seconds": round(seconds, 3), "images_per_s": round(n / seconds, 2),
-            "loop_images_per_s": entry["images_per_s"], "metric_wait_seconds": entry["metric_wait_seconds"],
-            "predict_seconds": entry["predict_seconds"], **_peak()}
+            "loop_images_per_s": timing["images_per_s"], "metric_wait_seconds": timing["metric_wait_seconds"],
+            "predict_seconds": timing["predict_seconds"], "run_info": entry.get("run_info"), **_peak()}
 
 
-def simulated_gpu(args, data: Path, tmp: Path) -> dict:
-    """A model that keeps the CPU free (as one running on a GPU): it sleeps --sim-ms per image and
-    returns the ground truth. Whole loop / model time - 1 is the metrics' overhead on a GPU machine."""
-    from harness.data.dataset import load_dataset
+class _Sleeper:
+    """A model that keeps the CPU free (as one running on a GPU): it sleeps `ms` per image and
+    returns the ground truth, streamed from this process like a model with weights."""
+
+    def __init__(self, labels: dict, ms: float):
+        from harness.models.base import Predictor
+
+        self.predictor = type("SleepingModel", (Predictor,), {"in_workers": False, "stream": self._stream})()
+        self.labels, self.ms = labels, ms
+
+    def _stream(self, stems):
+        for stem in stems:
+            time.sleep(self.ms / 1000)
+            yield stem, self.labels[stem]
+
+
+def simulated_gpu(args, dataset, tmp: Path) -> dict:
+    """Whole loop / model time - 1 with `_Sleeper`: the metrics' overhead on a GPU machine."""
     from harness.evaluation.protocol import Protocol, family_config
+    from harness.run.records import RecordSet
     from harness.run.scoring import score_model
 
-    dataset = load_dataset(data)
     stems = dataset.stems()
     protocol = Protocol(name="bench", families={f: family_config(f) for f in args.families.split(",")})
     labels = {s: dataset.load_label(s).astype("uint8") for s in stems}
-
-    def stream(pending):
-        for stem in pending:
-            time.sleep(args.sim_ms / 1000)
-            yield stem, labels[stem]
-
-    result = score_model(dataset, protocol, tmp / "records", stems, stream=stream, workers=args.workers)
+    records = RecordSet(tmp / "run", "m")
+    result = score_model(dataset, protocol, records, stems, predictor=_Sleeper(labels, args.sim_ms).predictor,
+                         workers=args.workers)
     model_seconds = len(stems) * args.sim_ms / 1000
     return {"what": "simulated_gpu", "images": len(stems), "sim_ms_per_image": args.sim_ms,
             "seconds": round(result.seconds, 3), "images_per_s": round(len(stems) / result.seconds, 2),
@@ -154,9 +200,12 @@ def _measure_once(what: str, images: int, args) -> dict:
     cmd = [sys.executable, __file__, "--one", what, "--images", str(images), "--families", args.families,
            "--config", args.config, "--device", args.device, "--sim-ms", str(args.sim_ms)]
     for flag, value in (("--checkpoint", args.checkpoint), ("--workers", args.workers),
-                        ("--loader-workers", args.loader_workers)):
+                        ("--loader-workers", args.loader_workers), ("--precision", args.precision),
+                        ("--batch-size", args.batch_size)):
         if value is not None:
             cmd += [flag, str(value)]
+    if args.zegclip:
+        cmd.append("--zegclip")
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr)
@@ -167,7 +216,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", type=int, default=40)
     parser.add_argument("--families", default="standard,size")
-    parser.add_argument("--config", default=str(ROOT / "tests" / "configs" / "tiny_fcn.py"))
+    parser.add_argument("--config", default=None,
+                        help="mmseg config (default: tests/configs/tiny_fcn.py; with --zegclip the ViT-B/16 COCO config)")
+    parser.add_argument("--zegclip", action="store_true",
+                        help="the ZegCLIP port (loader zegclip) with the sample's class names, random weights")
+    parser.add_argument("--precision", choices=["fp32", "fp16", "bf16"])
+    parser.add_argument("--batch-size", type=int)
     parser.add_argument("--checkpoint")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int)
@@ -179,11 +233,14 @@ def main() -> None:
     parser.add_argument("--json", help="write the results here")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.config is None:
+        args.config = str(ZEGCLIP_CONFIG if args.zegclip else ROOT / "tests" / "configs" / "tiny_fcn.py")
     if args.one:
         args.what = args.one
         print(json.dumps(one(args)))
         return
-    results = {"cpus": len(os.sched_getaffinity(0)), "families": args.families, "device": args.device}
+    results = {"cpus": len(os.sched_getaffinity(0)), "families": args.families, "device": args.device,
+               "config": Path(args.config).name, "precision": args.precision or "fp32"}
     for what in ("baseline", "model_only", "model", "simulated_gpu"):
         results[what] = measure(what, args.images, args)
         print(json.dumps(results[what]), flush=True)
