@@ -718,6 +718,11 @@ class BoundaryFamily(Family):
         scalars = {k: float(v) for k, v in summary(sums, inputs.classes.unseen).items()}
         return FamilySummary(scalars=scalars, per_class=per_class_metrics(sums))
 
+    def resampled(self, inputs: SummaryInputs, cfg: BoundaryConfig, resampling) -> dict[str, np.ndarray]:
+        pixel = inputs.tables["pixel"]
+        columns = [c for c in pixel.columns if c.startswith(PREFIX)]
+        return summary(resampling.class_sums(pixel, columns, inputs.classes.num_classes), inputs.classes.unseen)
+
     def metrics(self, cfg: BoundaryConfig) -> tuple[MetricInfo, ...]:
         d = f"d = max(1, round({cfg.boundary_iou_ratio:g} x image diagonal))"
         info = [MetricInfo("boundary_IoU", self.name, definition=f"class mean of the IoU of the regions within {d} "

@@ -9,6 +9,9 @@ A family is one module with one `Family` subclass and one entry in `harness.metr
   caches intermediates such as the standard counts and the object map, so two families never
   compute them twice). Columns of the `pixel` table must be additive over images;
 * `summarize(inputs, cfg)`: dataset metrics from every image's records;
+* `resampled(inputs, cfg, resampling)`: the metrics that have an interval, under B resamples of the
+  images at once (harness.metrics.resampling), each exactly the summary of the resampled dataset;
+  the report's bootstrap is this call and nothing family-specific;
 * `metrics(cfg)`: what each metric is (unit, direction, interval, definition, source), for reports.
 """
 from __future__ import annotations
@@ -24,6 +27,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from harness.metrics.context import ImageContext
+    from harness.metrics.resampling import Resampling
 
 PERCENT, COUNT, PER_IMAGE, PIXELS = "%", "count", "per image", "pixels"
 
@@ -87,6 +91,11 @@ class Family:
 
     def summarize(self, inputs: SummaryInputs, cfg) -> FamilySummary:
         raise NotImplementedError
+
+    def resampled(self, inputs: SummaryInputs, cfg, resampling: Resampling) -> dict[str, np.ndarray]:
+        """{metric: [B] values}, one per resample, for the metrics whose MetricInfo has an interval.
+        `inputs.tables` holds the pixel table per image. None by default (no intervals)."""
+        return {}
 
     def metrics(self, cfg) -> tuple[MetricInfo, ...]:
         return ()

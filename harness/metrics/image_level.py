@@ -36,6 +36,8 @@ from harness.metrics.family import (
     SummaryInputs,
     check_number,
 )
+from harness.metrics.resampling import ratio
+from harness.metrics.standard import nanmean_classes
 
 SOURCE = "Wang et al., NeurIPS 2023 (JDTLosses af6c1f6, miouic_metric.py)"
 
@@ -117,6 +119,19 @@ class ImageLevelFamily(Family):
             image, cls, iou = rows["image"].to_numpy(), rows["class"].to_numpy(), rows["iou"].to_numpy()
         scalars, per_class = image_level_summary(image, cls, iou, inputs.classes.num_classes, cfg.percent)
         return FamilySummary(scalars=scalars, per_class={"IoU_C": per_class})
+
+    def resampled(self, inputs: SummaryInputs, cfg: ImageLevelConfig, resampling) -> dict[str, np.ndarray]:
+        """mIoU_I and mIoU_C (their worst-case forms have no interval): weighted sums of the rows."""
+        rows = inputs.tables.get("image_classes")
+        if rows is None or not len(rows):
+            return {}
+        iou = rows["iou"].to_numpy(dtype=np.float64)
+        rows_of_image = rows.groupby("image")["iou"].transform("size").to_numpy(dtype=np.float64)
+        # Σ_i w_i * (image i's mean IoU) and Σ_i w_i over the images with classes
+        image_sums = resampling.sums(rows, np.stack([iou / rows_of_image, 1 / rows_of_image], axis=1))
+        by_class = resampling.class_sums(rows.assign(one=1.0), ["iou", "one"], inputs.classes.num_classes)
+        return {"mIoU_I": 100 * ratio(image_sums[:, 0], image_sums[:, 1]),
+                "mIoU_C": 100 * nanmean_classes(ratio(by_class["iou"], by_class["one"]))}
 
     def metrics(self, cfg: ImageLevelConfig) -> tuple[MetricInfo, ...]:
         q = f"{cfg.percent:g}"

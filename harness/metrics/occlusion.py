@@ -27,7 +27,7 @@ import cc3d
 import cv2
 import numpy as np
 
-from harness.metrics.buckets import RIGHT_CLOSED, in_bucket
+from harness.metrics.buckets import RIGHT_CLOSED, bucket_masks, in_bucket
 from harness.metrics.family import (
     COUNT,
     Family,
@@ -217,6 +217,21 @@ class OcclusionFamily(Family):
     def summarize(self, inputs: SummaryInputs, cfg: OcclusionConfig) -> FamilySummary:
         scalars, table = occlusion_summary(inputs.tables.get("occlusion_objects"), cfg)
         return FamilySummary(scalars=scalars, per_bucket=table)
+
+    def resampled(self, inputs: SummaryInputs, cfg: OcclusionConfig, resampling) -> dict[str, np.ndarray]:
+        """object_recall@<bucket> and object_IoU@<bucket> of the occlusion and fragment buckets."""
+        from harness.metrics.size import object_rates
+
+        objects = inputs.tables.get("occlusion_objects")
+        if objects is None or not len(objects):
+            return {}
+        level = objects["occlusion"].to_numpy(dtype=np.float64)
+        fragments = objects["fragments"].to_numpy(dtype=np.int64)
+        selections = {f"@{name}": mask for name, mask in bucket_masks(level, cfg.buckets, RIGHT_CLOSED).items()}
+        selections.update({"@frag_1": fragments <= 1, "@frag_2plus": fragments >= 2})
+        # hit at this family's threshold, as occlusion_summary
+        hit = objects["recall"].to_numpy(dtype=np.float64) >= cfg.hit_threshold
+        return object_rates(resampling, objects, hit.astype(np.float64), selections)
 
     def metrics(self, cfg: OcclusionConfig) -> tuple[MetricInfo, ...]:
         info = [MetricInfo("occlusion_from_amodal_share", self.name, better=None, interval=False,

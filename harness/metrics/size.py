@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.metrics.buckets import in_bucket
+from harness.metrics.buckets import bucket_masks, in_bucket
 from harness.metrics.family import (
     COUNT,
     PER_IMAGE,
@@ -38,6 +38,7 @@ from harness.metrics.family import (
 )
 from harness.metrics.histogram import label_counts
 from harness.metrics.objects import ObjectMap, components
+from harness.metrics.resampling import ratio
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -334,6 +335,33 @@ def size_summary(objects: pd.DataFrame, fp_blobs: pd.DataFrame, n_images: int, c
     return scalars, table
 
 
+def _size_selections(rows: pd.DataFrame, cfg: SizeConfig, pct: dict) -> dict[str, np.ndarray]:
+    """{"" (all rows), "@<bucket>": mask} for the absolute, relative and percentile buckets, as
+    size_summary selects objects and blobs."""
+    area = rows["area"].to_numpy(dtype=np.float64)
+    out = {"": np.ones(len(rows), bool)}
+    for buckets, values in ((cfg.buckets, area), (cfg.relative_buckets, rows["rel_area"].to_numpy(dtype=np.float64)),
+                            (pct, area)):
+        out.update({f"@{name}": mask for name, mask in bucket_masks(values, buckets).items()})
+    return out
+
+
+def object_rates(resampling, objects: pd.DataFrame, hit: np.ndarray, selections: dict) -> dict[str, np.ndarray]:
+    """object_recall<suffix> and object_IoU<suffix> (percent) under each resample: the hit rate and
+    the mean IoU of the resampled objects of each selection (ratios of weighted sums)."""
+    iou = objects["iou"].to_numpy(dtype=np.float64)
+    columns = []
+    for sel in selections.values():
+        columns += [sel, sel * hit, sel * iou]
+    sums = resampling.sums(objects, np.stack(columns, axis=1).astype(np.float64)) if columns else None
+    out = {}
+    for j, suffix in enumerate(selections):
+        n, hits, ious = sums[:, 3 * j], sums[:, 3 * j + 1], sums[:, 3 * j + 2]
+        out[f"object_recall{suffix}"] = 100 * ratio(hits, n)
+        out[f"object_IoU{suffix}"] = 100 * ratio(ious, n)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # the family
 
@@ -373,6 +401,28 @@ class SizeFamily(Family):
         scalars, table = size_summary(inputs.tables.get("objects"), inputs.tables.get("fp_blobs"), inputs.n_images,
                                       cfg, pixel_fp=pixel_fp)
         return FamilySummary(scalars=scalars, per_bucket=table)
+
+    def resampled(self, inputs: SummaryInputs, cfg: SizeConfig, resampling) -> dict[str, np.ndarray]:
+        """object_recall, object_IoU and fp_blobs_per_image, overall and per bucket. The percentile
+        buckets keep the edges of the whole data (the interval is conditional on them)."""
+        objects = inputs.tables.get("objects")
+        objects = objects if objects is not None and len(objects) else _empty_objects().assign(image=[])
+        blobs = inputs.tables.get("fp_blobs")
+        area = objects["area"].to_numpy(dtype=np.float64)
+        pct = percentile_buckets(area, cfg.percentiles)
+        out = object_rates(resampling, objects, objects["hit"].to_numpy(dtype=np.float64),
+                           _size_selections(objects, cfg, pct))
+        if blobs is not None and len(blobs):
+            selections = _size_selections(blobs, cfg, pct)
+            per_blob = np.stack([sel.astype(np.float64) for sel in selections.values()], axis=1)
+            counts = resampling.sums(blobs, per_blob)
+        else:
+            selections = _size_selections(objects.iloc[:0], cfg, pct)
+            counts = np.zeros((resampling.n_resamples, len(selections)))
+        drawn = resampling.drawn()
+        for j, suffix in enumerate(selections):
+            out[f"fp_blobs_per_image{suffix}"] = ratio(counts[:, j], drawn)
+        return out
 
     def metrics(self, cfg: SizeConfig) -> tuple[MetricInfo, ...]:
         worst = f"worst{round(100 * cfg.worst_fraction, 6):g}_object_IoU"

@@ -143,6 +143,10 @@ class StandardFamily(Family):
         per_class["pixels"] = inputs.pixel_sums["label_area"]
         return FamilySummary(scalars=scalars, per_class=per_class)
 
+    def resampled(self, inputs: SummaryInputs, cfg: StandardConfig, resampling) -> dict[str, np.ndarray]:
+        sums = resampling.class_sums(inputs.tables["pixel"], COUNT_COLUMNS, inputs.classes.num_classes)
+        return summary(*(sums[c] for c in COUNT_COLUMNS), inputs.classes.unseen, cfg.beta)
+
     def metrics(self, cfg: StandardConfig) -> tuple[MetricInfo, ...]:
         mmseg = "mmseg IoUMetric (dataset-summed counts, nanmean over classes)"
         info = [MetricInfo("aAcc", self.name, definition="pixel accuracy: Σ_c I_c / Σ_c L_c over non-ignored pixels",
