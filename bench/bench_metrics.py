@@ -24,9 +24,10 @@ about a second on a shared 2-core machine varies by +-5%), with the fastest and 
 --beyond-iou DIR: a checkout of github.com/mxbh/beyond-iou (needs torch, mmengine, pandas, tqdm).
   Its Evaluator ('exact' boundaries, the defaults of its eval.py) runs once, in a fresh process, over
   its own loader on the same synthetic maps; the time of evaluate() is used (imports excluded) and
-  the table says "measured now". Without it the column uses a recorded figure, 25.7 s for 48 maps of
-  512x512 with 150 classes (measured 2026-11 on a 2-core machine, stop 7 of zeg-eval), scaled
-  linearly to --maps and --size, and says "recorded".
+  the table says "measured now". Without it the column uses a recorded figure, 87.4 s for 48 maps of
+  512x512 with 150 classes (measured 2026-12-04 on a loaded 2-core machine; 25.7 s and 49.7 s on
+  other days), scaled linearly to --maps and --size, and says "recorded": compare with it only
+  figures of the same day.
 """
 from __future__ import annotations
 
@@ -45,7 +46,7 @@ import numpy as np
 import yaml
 
 # (seconds, maps, size, classes, where from) of beyond-iou's evaluator, used without --beyond-iou
-RECORDED_BEYOND_IOU = (25.7, 48, 512, 150, "measured 2026-11 on a 2-core machine, stop 7 of zeg-eval")
+RECORDED_BEYOND_IOU = (87.4, 48, 512, 150, "measured 2026-12-04 on a loaded 2-core machine, beyond-iou bfd2d7c")
 
 # A fresh process per run; it reports where harness came from and the max RSS of itself and of its
 # metric workers.
