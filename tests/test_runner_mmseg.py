@@ -123,6 +123,14 @@ def test_bad_model_input_is_one_line_and_writes_nothing_outside(setup, tmp_path,
     broken = tmp_path / "broken.py"
     broken.write_text("model = dict(type='NoSuchSegmentor')\n")
     check([{"name": "m", "config": str(broken), "checkpoint": str(ckpt)}], broken, "cannot build the model")
+    # A test mode mmseg does not know (was mmseg's AssertionError with a traceback).
+    check([{"name": "m", "config": str(CONFIGS / "tiny_fcn.py"), "checkpoint": str(ckpt),
+            "cfg_options": {"model.test_cfg.mode": "bogus"}}],
+          "tiny_fcn.py", "model.test_cfg.mode must be 'whole' or 'slide', not 'bogus'")
+    # Any failure inside the model's forward is one line naming the model and image.
+    check([{"name": "m", "config": str(CONFIGS / "tiny_fcn_slide.py"), "checkpoint": str(ckpt),
+            "cfg_options": {"model.test_cfg.stride": [0, 0]}}],
+          "tiny_fcn_slide.py", "model 'm' failed on image", "check the config and cfg_options")
     # An image that cannot be decoded.
     copy = tmp_path / "copy"
     shutil.copytree(data, copy)

@@ -11,13 +11,13 @@ drawn on top (a person in front of a bus stays visible); ids follow the annotati
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from harness.data.imageio import write_label_png
 from harness.errors import UserError
+from harness.files import atomic_write, check_component, inside
 
 
 def instance_maps(annotations_path: str | Path, categories_path: str | Path | None = None):
@@ -32,48 +32,85 @@ def instance_maps(annotations_path: str | Path, categories_path: str | Path | No
         raise UserError("file not found", path)
     try:
         data = json.loads(path.read_text())
-        images = {int(im["id"]): im for im in data["images"]}
-        annotations = data["annotations"]
+        images = {int(im["id"]): _image_info(im) for im in data["images"]}
+        annotations = list(data["annotations"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"not a COCO annotation file ({type(exc).__name__}: {exc})", path) from None
+        raise UserError(f"not a COCO annotation file ({_why(exc)})", path) from None
     categories = data.get("categories", [])
     if categories_path is not None:
         try:
             categories = json.loads(Path(categories_path).read_text())
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot read categories ({type(exc).__name__}: {exc})", categories_path) from None
-    things = {int(c["id"]) for c in categories if c.get("isthing", 1)}
+    try:
+        things = {int(c["id"]) for c in categories if c.get("isthing", 1)}
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UserError(f"categories must be a list of {{id, isthing}} ({_why(exc)})", categories_path or path) \
+            from None
     by_image: dict[int, list] = {i: [] for i in images}
     for ann in annotations:
-        if int(ann.get("iscrowd", 0)) or (things and int(ann["category_id"]) not in things):
-            continue
-        by_image.setdefault(int(ann["image_id"]), []).append(ann)
-    for image_id, anns in by_image.items():
+        try:
+            if int(ann.get("iscrowd", 0)) or (things and int(ann["category_id"]) not in things):
+                continue
+            image_id = int(ann["image_id"])
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise UserError(f"annotation {_shown_id(ann)}: needs image_id and category_id ({_why(exc)})", path) \
+                from None
         if image_id not in images:
-            raise UserError(f"annotation of unknown image id {image_id}", path)
-        info = images[image_id]
-        h, w = int(info["height"]), int(info["width"])
+            raise UserError(f"annotation {_shown_id(ann)} of unknown image id {image_id}", path)
+        by_image[image_id].append(ann)
+    for image_id, anns in by_image.items():
+        stem, h, w = images[image_id]
         ids = np.zeros((h, w), dtype=np.uint16)
         masks = []
         for k, ann in enumerate(anns, start=1):
-            seg = ann["segmentation"]
-            if isinstance(seg, str):  # some exports store the RLE dict as its repr
-                import ast
-
-                seg = ast.literal_eval(seg)
-            if isinstance(seg, list):
-                rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
-            elif isinstance(seg.get("counts"), list):
-                rle = mask_utils.frPyObjects(seg, h, w)
-            else:
-                rle = seg
-            m = mask_utils.decode(rle).astype(bool)
+            m = _decode(ann, h, w, mask_utils, path)
             masks.append((int(m.sum()), k, m))
         if len(masks) >= 65535:
             raise UserError(f"image {image_id} has {len(masks)} instances; at most 65534 fit", path)
         for _, k, m in sorted(masks, key=lambda t: (-t[0], t[1])):  # larger first, smaller on top
             ids[m] = k
-        yield Path(info["file_name"]).stem, ids
+        yield stem, ids
+
+
+def _why(exc: BaseException) -> str:
+    return f"missing key {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+
+
+def _shown_id(ann) -> str:
+    return str(ann.get("id", "?"))[:40] if isinstance(ann, dict) else "?"
+
+
+def _image_info(image: dict) -> tuple[str, int, int]:
+    """(stem, height, width) of a COCO image entry; the stem names a file inside the output folder."""
+    stem = check_component(Path(str(image["file_name"])).stem, "image file_name")
+    h, w = int(image["height"]), int(image["width"])
+    if not (0 < h <= 1 << 16 and 0 < w <= 1 << 16):
+        raise ValueError(f"image {image['id']} is {w}x{h}")
+    return stem, h, w
+
+
+def _decode(ann: dict, h: int, w: int, mask_utils, path: Path) -> np.ndarray:
+    """The annotation's mask (HxW bool): polygons, uncompressed or compressed RLE (pycocotools)."""
+    try:
+        seg = ann["segmentation"]
+        if isinstance(seg, str):  # some exports store the RLE dict as its repr
+            import ast
+
+            seg = ast.literal_eval(seg)
+        if isinstance(seg, list):
+            rle = mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
+        elif isinstance(seg.get("counts"), list):
+            rle = mask_utils.frPyObjects(seg, h, w)
+        else:
+            rle = seg
+        mask = mask_utils.decode(rle).astype(bool)
+    except Exception as exc:  # noqa: BLE001 - pycocotools raises many kinds on a malformed segmentation
+        raise UserError(f"annotation {_shown_id(ann)}: cannot decode its segmentation ({_why(exc)})", path) from None
+    if mask.shape != (h, w):
+        raise UserError(f"annotation {_shown_id(ann)}: its mask is {mask.shape[1]}x{mask.shape[0]}, its image {w}x{h}",
+                        path)
+    return mask
 
 
 def write_instance_maps(annotations_path, out_dir, categories_path=None) -> int:
@@ -84,10 +121,7 @@ def write_instance_maps(annotations_path, out_dir, categories_path=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     n = 0
     for stem, ids in _chain(first, maps):
-        ok, buffer = cv2.imencode(".png", ids)
-        tmp = out / f".{stem}.png.tmp"
-        tmp.write_bytes(buffer.tobytes())
-        os.replace(tmp, out / f"{stem}.png")
+        atomic_write(inside(out, f"{stem}.png"), lambda tmp, ids=ids: write_label_png(tmp, ids, np.uint16))
         n += 1
     return n
 

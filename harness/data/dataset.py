@@ -122,13 +122,22 @@ class DatasetSpec:
         check_label_values(raw, self.num_classes, self.ignore_index, path, what="label")
         return raw
 
-    def load_instances(self, stem: str) -> np.ndarray | None:
+    def load_instances(self, stem: str, shape: tuple | None = None) -> np.ndarray | None:
+        """The image's instance ids (None without an instance map); `shape`: its label map's, which
+        the instance map must have."""
         if self.instances_dir is None:
             return None
         path = self.instances_dir / f"{stem}.png"
-        return read_label_png(path) if path.is_file() else None
+        if not path.is_file():
+            return None
+        instances = read_label_png(path)
+        if shape is not None and instances.shape != tuple(shape):
+            raise UserError(f"instance map is {_size(instances.shape)}, its label map {_size(shape)}", path)
+        return instances
 
-    def load_amodal(self, stem: str) -> dict[int, np.ndarray] | None:
+    def load_amodal(self, stem: str, shape: tuple | None = None) -> dict[int, np.ndarray] | None:
+        """{instance id: amodal mask} (None without a file); `shape`: the label map's, which every
+        mask must have."""
         if self.amodal_dir is None:
             return None
         path = self.amodal_dir / f"{stem}.npz"
@@ -139,7 +148,16 @@ class DatasetSpec:
                 ids, masks = data["ids"], data["masks"].astype(bool)
         except Exception as exc:  # zip/npz errors come in many types
             raise UserError(f"cannot read amodal masks ({type(exc).__name__}: {exc})", path) from None
+        if masks.ndim != 3 or ids.ndim != 1 or len(ids) != len(masks):
+            raise UserError(f"amodal masks must be 'ids' (n,) and 'masks' (n, H, W), not {ids.shape} and {masks.shape}",
+                            path)
+        if shape is not None and len(masks) and masks.shape[1:] != tuple(shape):
+            raise UserError(f"amodal masks are {_size(masks.shape[1:])}, the label map {_size(shape)}", path)
         return {int(i): m for i, m in zip(ids, masks)}
+
+
+def _size(shape) -> str:
+    return f"{shape[1]}x{shape[0]}" if len(shape) == 2 else "x".join(map(str, shape))
 
 
 def check_label_values(labels: np.ndarray, num_classes: int, ignore_index: int, path, what: str) -> None:

@@ -29,10 +29,11 @@ def read_label_png(path: str | Path) -> np.ndarray:
     return array
 
 
-def write_label_png(path: str | Path, labels: np.ndarray) -> None:
-    """Write a label map as PNG: uint8 when every id fits, else uint16."""
+def write_label_png(path: str | Path, labels: np.ndarray, dtype=None) -> None:
+    """Write a label map as PNG: uint8 when every id fits, else uint16 (or the given dtype)."""
     labels = np.asarray(labels)
-    dtype = np.uint8 if labels.size == 0 or labels.max() < 256 else np.uint16
+    if dtype is None:
+        dtype = np.uint8 if labels.size == 0 or labels.max() < 256 else np.uint16
     ok, buffer = cv2.imencode(".png", labels.astype(dtype))
     if not ok:
         raise UserError("cannot encode PNG", path)

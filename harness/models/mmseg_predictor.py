@@ -53,6 +53,10 @@ def load_config(spec: MmsegSpec, dataset: DatasetSpec | None = None):
         raise UserError(f"model '{spec.name}': cannot load the config ({_one_line(exc)})", spec.config) from None
     if "model" not in cfg:
         raise UserError(f"model '{spec.name}': the config has no 'model'", spec.config)
+    mode = (cfg.model.get("test_cfg") or {}).get("mode", "whole")
+    if mode not in ("whole", "slide"):
+        raise UserError(f"model '{spec.name}': model.test_cfg.mode must be 'whole' or 'slide', not {mode!r}",
+                        spec.config)
     return cfg
 
 
@@ -253,7 +257,14 @@ def _predict(spec, dataset, stems, runtime: Runtime, device, cpus, weights):
             for item in batch:
                 if "error" in item:
                     raise UserError(item["error"])
-            samples = model.test_step(pseudo_collate(batch))
+            try:
+                samples = model.test_step(pseudo_collate(batch))
+            except torch.OutOfMemoryError:
+                raise UserError(f"model '{spec.name}': out of memory on {device} with batch_size {batch_size}; "
+                                "use a smaller --batch-size (or the config's window batch)", spec.config) from None
+            except Exception as exc:  # noqa: BLE001 - a config the model cannot run (e.g. a bad test_cfg)
+                raise UserError(f"model '{spec.name}' failed on image '{batch[0]['stem']}' ({_one_line(exc)}); check "
+                                "the config and cfg_options", spec.config) from None
             for item, sample in zip(batch, samples):
                 pred = sample.pred_sem_seg.data
                 pred = pred[0] if pred.ndim == 3 else pred

@@ -9,6 +9,7 @@ from harness.evaluation.protocol import Protocol, load_protocol
 from harness.models.base import Runtime, resolve_path
 from harness.models.folder import parse_prediction_arg
 from harness.models.registry import parse_models
+from harness.run import runfolder
 from harness.run.distributed import distributed_from_env
 from harness.run.options import RunOptions, parse_shard
 from harness.run.runner import run
@@ -57,7 +58,7 @@ def run_from_args(protocol_path, data, predictions, out, limit=None, workers=Non
     if limit is not None and limit < 1:
         raise UserError("--limit must be at least 1")
     dataset = resolve_data(data, protocol)
-    out = Path(out) if out else Path("runs") / protocol.name  # the name is checked to be a plain folder name
+    out = runfolder.check_out(Path(out) if out else Path("runs") / protocol.name)  # a name is a plain folder name
     distributed = distributed_from_env()
     if distributed is not None and shard is not None:
         raise UserError("give --shard or launch with torchrun, not both")

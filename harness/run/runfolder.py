@@ -17,12 +17,27 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.errors import UserError
 from harness.files import atomic_write, atomic_write_text, check_component, inside
 
 if TYPE_CHECKING:
     from harness.evaluation.aggregate import ModelSummary
 
 CLEAN = "clean"
+# What only a run folder holds: a folder with none of these is someone else's and is not written into.
+RUN_MARKERS = ("manifest.json", "records", ".lock", ".manifest.lock")
+
+
+def check_out(run_dir: Path) -> Path:
+    """`run_dir` may become or stay a run folder: absent, empty, or a run folder already (resume).
+    A file, or a non-empty folder of something else, is refused before anything is written."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError("--out is a file; give a folder (new, empty, or a run folder to resume)", run_dir)
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not any((run_dir / m).exists() for m in RUN_MARKERS):
+        raise UserError("--out is a non-empty folder that is not a zeg-eval run folder; give a new or empty folder, "
+                        "or a run folder to resume", run_dir)
+    return run_dir
 
 
 def predictions_dir(run_dir: Path, model: str, condition: str = CLEAN) -> Path:

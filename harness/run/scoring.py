@@ -85,7 +85,7 @@ def score_stem(stem: str, context: ScoreContext, pred: np.ndarray | None = None)
     """Evaluate one image: load its ground truth, predict it unless `pred` is given, evaluate."""
     dataset = context.dataset
     gt = dataset.load_label(stem)
-    instances = dataset.load_instances(stem)
+    instances = dataset.load_instances(stem, gt.shape)
     predictor = context.predictor
     if pred is None:
         pred = predictor.predict(stem, gt, instances)
@@ -93,7 +93,7 @@ def score_stem(stem: str, context: ScoreContext, pred: np.ndarray | None = None)
     pred = check_prediction(pred, gt, dataset, where)
     if context.save_dir is not None:
         _save_prediction(context.save_dir, stem, pred)
-    inputs = ImageInputs(gt=gt, pred=pred, instances=instances, amodal=dataset.load_amodal(stem))
+    inputs = ImageInputs(gt=gt, pred=pred, instances=instances, amodal=dataset.load_amodal(stem, gt.shape))
     tables = evaluate_image(inputs, dataset, context.protocol)
     # what the records were made from, checked before a rerun reuses them
     tables["images"].update(identity=np.array([context.identity], dtype=object),
