@@ -106,8 +106,8 @@ class _BoundedLoader(yaml.SafeLoader):
 
 
 def to_python(node):
-    """Plain Python values from a composed node (safe tags only), remembering nothing."""
-    return yaml.safe_load(yaml.serialize(node)) if node is not None else None
+    """Plain Python values from a composed node, by the safe loader's constructor (safe tags only)."""
+    return yaml.constructor.SafeConstructor().construct_document(node) if node is not None else None
 
 
 def _read_text(path: Path) -> str:

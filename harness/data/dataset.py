@@ -228,8 +228,8 @@ def load_dataset(path: str | Path) -> DatasetSpec:
     values = {}
     if "preset" in raw:
         known = presets()
-        if raw["preset"] not in known:
-            raise UserError(f"line {lines['preset']}: unknown preset '{raw['preset']}' (known: {', '.join(known)})", yaml_path)
+        if not isinstance(raw["preset"], str) or raw["preset"] not in known:
+            raise UserError(f"line {lines['preset']}: unknown preset {str(raw['preset'])[:60]!r} (known: {', '.join(known)})", yaml_path)
         values.update(known[raw["preset"]])
     values.update({k: v for k, v in raw.items() if k != "preset"})
     if "classes" not in values:
