@@ -71,9 +71,24 @@ def default_workers() -> int:
 
 def _init_worker(context: ScoreContext):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process handles Ctrl-C and stops the pool
+    _exit_with_parent()
     # OpenCV's thread count comes from the parent (_forked_pool): here, in a forked child of a
     # process whose OpenCV thread pool already ran, setting it would wait on threads fork did not copy.
     _WORKER_STATE["context"] = context
+
+
+def _exit_with_parent(poll_seconds: float = 0.2) -> None:
+    """End this worker when the main process is gone (e.g. killed with SIGKILL). A forked worker
+    holds both ends of the pool's queues, so it would wait for work forever, and it shares the run
+    folder's lock (harness.run.records.RunLock), so a rerun would be refused as long as it lives."""
+    parent = os.getppid()
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="zeg-eval-parent-watch", daemon=True).start()
 
 
 def _save_prediction(save_dir: Path, stem: str, pred: np.ndarray) -> None:
