@@ -130,3 +130,31 @@ def test_coco_file_names_cannot_leave_the_output_folder(tmp_path, capsys):
     assert tree(tmp_path) == {Path("instances.json"), Path("deep"), Path("deep/out"), Path("deep/out/escape.png")}
     written = cv2.imread(str(out / "escape.png"), cv2.IMREAD_UNCHANGED)
     assert written.dtype == np.uint16 and written.shape == (10, 10) and written[3, 3] == 1 and written[8, 8] == 0
+
+
+def test_class_names_with_mathtext_and_markup_are_data(sample, tmp_path, capsys):
+    """'$' (matplotlib mathtext, unbalanced), '<script>' and '=' (a CSV formula) in class names: the
+    run and the report work, and the names come back unchanged in the CSVs and escaped in the HTML."""
+    import html
+
+    import pandas as pd
+    import yaml
+
+    data = _copy(sample, tmp_path / "data")
+    spec = yaml.safe_load((data / "dataset.yaml").read_text())
+    names = {spec["classes"][0]: "$\\frac{sky", spec["classes"][1]: "tree$", spec["classes"][2]: "<script>x</script>",
+             spec["classes"][3]: "=1+1"}
+    for key in ("classes", "unseen", "things"):
+        if spec.get(key):
+            spec[key] = [names.get(c, c) for c in spec[key]]
+    (data / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    run = tmp_path / "run"
+    rc, _, err = zeg_eval_inprocess(capsys, "run", ALL, "--data", data, "--out", run, "--model", "oracle",
+                                    "--model", "drop_small", "--workers", "0")
+    assert rc == 0, err
+    rc, _, err = zeg_eval_inprocess(capsys, "report", run, "--out", tmp_path / "report", "--bootstrap", "20")
+    assert rc == 0, err
+    per_class = pd.read_csv(tmp_path / "report" / "per_class.csv")
+    assert set(names.values()) <= set(per_class["class"])
+    page = (tmp_path / "report" / "report.html").read_text()
+    assert "<script>x</script>" not in page and html.escape("<script>x</script>") in page
