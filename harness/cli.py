@@ -1,9 +1,9 @@
 """The `zeg-eval` command. Bad input ends in one line naming the file and the problem, never a traceback."""
 from __future__ import annotations
 
-import argparse
 import sys
 
+from harness.config.arguments import OneLineParser, at_least
 from harness.errors import RunAborted, UserError
 
 SHOWN_METRICS = ("mIoU", "hIoU", "object_recall@small", "boundary_IoU")
@@ -40,31 +40,8 @@ def _error(message: str) -> None:
     print(prefix + one_line(message, MAX_ERROR_LINE - len(prefix)), file=sys.stderr)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, with its errors as one line (a UserError) instead of the usage and a second line."""
-
-    def error(self, message):
-        command = self.prog.removeprefix("zeg-eval").strip()
-        raise UserError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
-
-
-def _at_least(minimum: int):
-    """An argparse type: an integer >= minimum."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, not '{text}'") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, not {value}")
-        return value
-
-    parse.__name__ = f"integer >= {minimum}"
-    return parse
-
-
 def _build_parser():
-    parser = _Parser(prog="zeg-eval", description=__doc__)
+    parser = OneLineParser(prog="zeg-eval", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="evaluate models on a dataset with a protocol")
     run.add_argument("protocol", help="protocol YAML, e.g. protocols/small_targets.yaml")
@@ -75,22 +52,22 @@ def _build_parser():
     run.add_argument("--model", action="append", metavar="NAME",
                      help="run only this model of the protocol (repeatable)")
     run.add_argument("--out", help="run folder (default runs/<protocol name>); rerunning resumes")
-    run.add_argument("--limit", type=_at_least(1), help="only the first N images (sorted by name)")
-    run.add_argument("--workers", type=_at_least(0), help="metric worker processes (default: CPU count, at most 8; 0 = inline)")
+    run.add_argument("--limit", type=at_least(1), help="only the first N images (sorted by name)")
+    run.add_argument("--workers", type=at_least(0), help="metric worker processes (default: CPU count, at most 8; 0 = inline)")
     run.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda or cuda:N")
     run.add_argument("--precision", choices=("fp32", "fp16", "bf16"),
                      help="autocast for every mmseg model on GPU (default: each model's own, fp32)")
-    run.add_argument("--batch-size", type=_at_least(1), help="images per model batch (default: each model's own, 1)")
-    run.add_argument("--loader-workers", type=_at_least(0), help="DataLoader workers decoding images for a model")
+    run.add_argument("--batch-size", type=at_least(1), help="images per model batch (default: each model's own, 1)")
+    run.add_argument("--loader-workers", type=at_least(0), help="DataLoader workers decoding images for a model")
     run.add_argument("--save-predictions", action="store_true",
                      help="also write every model's label maps to RUN/predictions/<model>/<stem>.png")
     run.add_argument("--shard", metavar="i/n", help="evaluate every n-th image from the i-th (0 <= i < n); "
                                                     "the shards' records merge into one summary")
-    run.add_argument("--chunk-size", type=_at_least(1), default=64, help="images per committed record chunk (default 64)")
+    run.add_argument("--chunk-size", type=at_least(1), default=64, help="images per committed record chunk (default 64)")
     sample = sub.add_parser("make-sample", help="write the generated sample dataset into a folder")
     sample.add_argument("dir", help="a new (or empty) folder")
-    sample.add_argument("--images", type=_at_least(1), default=None, help="number of images (default 40)")
-    sample.add_argument("--seed", type=_at_least(0), default=None, help="random seed (default 0)")
+    sample.add_argument("--images", type=at_least(1), default=None, help="number of images (default 40)")
+    sample.add_argument("--seed", type=at_least(0), default=None, help="random seed (default 0)")
     sample.add_argument("--size", default=None, metavar="WxH", help="image size (default 320x240)")
     coco = sub.add_parser("coco-instances", help="COCO instance JSON -> instance-id maps <stem>.png (pycocotools)")
     coco.add_argument("annotations", help="e.g. annotations/instances_val2017.json")

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from helpers.cli import zeg_eval_subprocess
 
 from harness.data.sample import SampleConfig, make_sample
-from helpers.cli import zeg_eval_subprocess
 
 pytestmark = pytest.mark.slow  # many subprocesses
 

@@ -158,3 +158,15 @@ def test_class_names_with_mathtext_and_markup_are_data(sample, tmp_path, capsys)
     assert set(names.values()) <= set(per_class["class"])
     page = (tmp_path / "report" / "report.html").read_text()
     assert "<script>x</script>" not in page and html.escape("<script>x</script>") in page
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["zegclip-embed", "--bogus"], ["zegclip-embed:", "required"]),
+    (["report", "r", "--bootstrap", "-5"], ["report:", "--bootstrap", ">= 0"]),
+    (["report", "r", "--gallery", "x"], ["--gallery", "not 'x'"]),
+])
+def test_other_commands_errors_are_one_line(capsys, tmp_path, monkeypatch, args, needles):
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = zeg_eval_inprocess(capsys, *args)
+    one_line_error(rc, err, *needles)
+    assert "usage:" not in err

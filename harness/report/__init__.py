@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from harness.config.arguments import at_least
 from harness.errors import UserError
 
 
@@ -22,15 +23,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--baseline", metavar="MODEL",
                         help="model the deltas are taken against (name, or run/model where names repeat); "
                              "default: the first model")
-    parser.add_argument("--bootstrap", type=int, default=1000, metavar="B",
+    parser.add_argument("--bootstrap", type=at_least(0), default=1000, metavar="B",
                         help="bootstrap resamples for the confidence intervals (default 1000; 0: none)")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    parser.add_argument("--seed", type=at_least(0), default=0, help="bootstrap seed (default 0)")
     parser.add_argument("--level", type=float, default=95.0, help="confidence level in percent (default 95)")
     parser.add_argument("--partial", action="store_true",
                         help="report a run that is still in progress or was interrupted (marked partial)")
-    parser.add_argument("--gallery", type=int, default=8, metavar="N",
+    parser.add_argument("--gallery", type=at_least(0), default=8, metavar="N",
                         help="objects in the disagreement gallery (default 8; 0: none)")
-    parser.add_argument("--worst", type=int, default=3, metavar="K", help="worst images per model (default 3)")
+    parser.add_argument("--worst", type=at_least(0), default=3, metavar="K", help="worst images per model (default 3)")
 
 
 def default_out(runs: list[str]) -> Path:

@@ -12,7 +12,6 @@ CLI::
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -24,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from harness.config.arguments import OneLineParser
 from harness.errors import UserError
 
 TEMPLATE_SETS: Dict[str, tuple] = {
@@ -240,8 +240,8 @@ def read_class_names(spec: str) -> list:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog='python -m harness.zegclip.text_embeddings',
+    parser = OneLineParser(
+        prog='zeg-eval zegclip-embed',
         description='Compute ZegCLIP class text embeddings for a vocabulary (.npy).')
     parser.add_argument('--classes', required=True,
                         help='text file with one class name per line, or "a,b,c"')
