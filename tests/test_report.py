@@ -188,6 +188,7 @@ def test_bootstrap_matches_resampling_the_records(runs):
     assert (boot.weights.sum(axis=1) == len(stems)).all()
 
 
+@pytest.mark.slow  # renders whole reports (matplotlib, gallery)
 def test_compare_paired_deltas_missing_families_and_model_sets(runs, tmp_path):
     res = report([runs["run1"], runs["run2"], runs["run_std"]], tmp_path / "cmp", baseline="coarse", seed=7)
     cells = parse(res["html"])
@@ -259,6 +260,7 @@ def test_bad_input(runs, tmp_path):
     assert "PARTIAL" in res["html"].read_text()
 
 
+@pytest.mark.slow  # renders whole reports (matplotlib, gallery)
 def test_gallery_crops_and_missing_sources(runs, tmp_path):
     res = report([runs["run1"], runs["run2"]], tmp_path / "g", baseline="coarse")
     html = res["html"].read_text()
@@ -289,6 +291,7 @@ def test_gallery_crops_and_missing_sources(runs, tmp_path):
     assert "no saved predictions" not in html
 
 
+@pytest.mark.slow  # renders whole reports (matplotlib, gallery)
 def test_command_line(runs, tmp_path, capsys):
     parser = argparse.ArgumentParser()
     add_arguments(parser)
