@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from helpers.cli import zeg_eval_subprocess
 from helpers.data import write_dataset, write_predictions
+from helpers.processes import HAS_PROC, children, state
 
 pytestmark = pytest.mark.slow  # subprocesses
 
@@ -46,28 +47,11 @@ def _args(data, pred, out):
             "--chunk-size", "2"]
 
 
-def _children(pid: int) -> list[int]:
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            found += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            pass
-    return found
-
-
-def _running(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "R"
-    except (OSError, IndexError):
-        return False
-
-
 def _chunks(out: Path) -> list[Path]:
     return sorted(out.glob("records/images/model=*/condition=clean/*.parquet"))
 
 
-@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the workers through /proc")
+@pytest.mark.skipif(not HAS_PROC, reason="finds the workers through /proc")
 def test_killed_worker_ends_the_run_in_one_line_and_a_rerun_completes(inputs):
     root, data, pred = inputs
     rc, _, err = zeg_eval_subprocess(*_args(data, pred, root / "whole"))
@@ -79,10 +63,10 @@ def test_killed_worker_ends_the_run_in_one_line_and_a_rerun_completes(inputs):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
-        while not (_chunks(out) and len(_children(proc.pid)) >= 2):  # records appear: the workers are busy
+        while not (_chunks(out) and len(children(proc.pid)) >= 2):  # records appear: the workers are busy
             assert proc.poll() is None and time.monotonic() < deadline, "the run ended before a worker was killed"
             time.sleep(0.02)
-        while (busy := next((c for c in _children(proc.pid) if _running(c)), None)) is None:
+        while (busy := next((c for c in children(proc.pid) if state(c) == "R"), None)) is None:
             assert proc.poll() is None and time.monotonic() < deadline, "no worker seen computing"
             time.sleep(0.01)
         committed = len(_chunks(out))

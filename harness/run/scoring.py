@@ -206,7 +206,8 @@ def _forked_pool(workers: int, context: ScoreContext):
     workers contend (about 5% more CPU). The count is set in this process for the moment of the
     fork (the workers inherit it; in a forked child, setNumThreads may wait on threads fork did not
     copy) and restored at once, so that a model running here keeps OpenCV's threads. With fork,
-    ProcessPoolExecutor forks all its workers at the first submit, made here for that reason.
+    ProcessPoolExecutor forks all its workers at the first submit, made here for that reason (its
+    result is not awaited: a worker killed this early shows in the loop like any other).
     A worker that dies (e.g. killed by the OOM killer) breaks the pool: every waiting result then
     raises BrokenProcessPool instead of waiting forever."""
     threads = cv2.getNumThreads()
@@ -214,7 +215,7 @@ def _forked_pool(workers: int, context: ScoreContext):
     try:
         pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_init_worker,
                                    initargs=(context,))
-        pool.submit(os.getpid).result()
+        pool.submit(os.getpid)  # forks every worker now (a worker dying meanwhile breaks the pool later)
     finally:
         cv2.setNumThreads(threads)
     # only to say in the message how a worker died (its signal); the pool does not tell
