@@ -144,6 +144,21 @@ def test_summary_buckets_by_hand():
     assert s2["object_recall@occ_le50"] == 0 and s2["object_recall@occ_le25"] == 100
 
 
+def test_summary_split_by_seen_and_unseen_by_hand():
+    df = pd.DataFrame({"occlusion": [0.0, 0.3, 0.4, 0.8], "recall": [1.0, 0.9, 0.2, 0.6],
+                       "iou": [0.9, 0.7, 0.1, 0.5], "fragments": [1, 2, 1, 1], "class": [0, 1, 1, 0],
+                       "occlusion_source": "proxy", "image": "x"})
+    df["hit"] = df.recall >= 0.5
+    s, table = occlusion_summary(df, OcclusionConfig(), unseen=np.array([False, True]))
+    # unseen (class 1): occlusion 0.3 (hit, iou 0.7) and 0.4 (miss, iou 0.1), both in occ_le50
+    assert s["n_objects_unseen@occ_le50"] == 2 and s["object_recall_unseen@occ_le50"] == 50
+    assert s["object_IoU_unseen@occ_le50"] == pytest.approx(40)
+    assert s["n_objects_seen@occ_le50"] == 0 and math.isnan(s["object_recall_seen@occ_le50"])
+    assert s["object_recall_seen@occ_gt50"] == 100 and s["object_recall_unseen@frag_2plus"] == 100
+    assert s["n_objects@occ_le50"] == 2  # pooled rows unchanged
+    assert set(table["split"]) == {"all", "seen", "unseen"}
+
+
 def test_summary_empty_is_nan():
     s, table = occlusion_summary(pd.DataFrame(), OcclusionConfig())
     assert s["n_objects@occ_none"] == 0 and math.isnan(s["object_recall@occ_none"])

@@ -311,6 +311,28 @@ def test_recall_iou_worst_and_fp_blobs_per_bucket():
             "worst10_object_IoU", "fp_blobs_per_image"} <= set(table.columns)
 
 
+def test_seen_unseen_split_by_hand():
+    """Every bucket also over the objects of seen and of unseen classes (class 2 is unseen)."""
+    # small: class 1 (iou 0.2, miss), class 2 (iou 0.6, hit), class 2 (iou 0.4, miss); medium: class 2 (0.9, hit)
+    df = _object_frame([100, 200, 300, 2000], ious=[0.2, 0.6, 0.4, 0.9], hits=[False, True, False, True],
+                       classes=[1, 2, 2, 2])
+    unseen = np.array([False, False, True])
+    s, table = size_summary(df, None, 2, SizeConfig(), unseen=unseen)
+    assert s["object_recall_unseen@small"] == pytest.approx(50) and s["object_IoU_unseen@small"] == pytest.approx(50)
+    assert s["n_objects_unseen@small"] == 2 and s["n_objects_seen@small"] == 1
+    assert s["object_recall_seen@small"] == 0 and s["object_IoU_seen@small"] == pytest.approx(20)
+    assert s["object_recall_unseen"] == pytest.approx(200 / 3) and s["object_IoU_unseen"] == pytest.approx(190 / 3)
+    assert s["n_objects_seen@medium"] == 0 and math.isnan(s["object_recall_seen@medium"])
+    # the split rows do not change the pooled ones, and the table says which split a row is
+    assert s["object_recall@small"] == pytest.approx(100 / 3)
+    assert set(table["split"]) == {"all", "seen", "unseen"}
+    unseen_small = table.query("split == 'unseen' and bucket == 'small'")
+    assert len(unseen_small) == 1 and unseen_small["n_objects"].iloc[0] == 2
+    # without unseen classes there is no split
+    s, table = size_summary(df, None, 2, SizeConfig(), unseen=np.zeros(3, bool))
+    assert not any("_unseen" in k or "_seen" in k for k in s) and set(table["split"]) == {"all"}
+
+
 def test_worst_fraction():
     ious = np.arange(20) / 20                       # 0, 0.05, ... ; worst 10% of 20 = 2 -> (0 + 0.05) / 2
     s, _ = size_summary(_object_frame(np.full(20, 50), ious=ious), pd.DataFrame(), 1, SizeConfig())

@@ -27,7 +27,7 @@ import cc3d
 import cv2
 import numpy as np
 
-from harness.metrics.buckets import RIGHT_CLOSED, bucket_masks, in_bucket
+from harness.metrics.buckets import RIGHT_CLOSED, in_bucket
 from harness.metrics.family import (
     COUNT,
     Family,
@@ -39,7 +39,7 @@ from harness.metrics.family import (
     check_number,
 )
 from harness.metrics.objects import ObjectMap
-from harness.metrics.size import object_boxes
+from harness.metrics.size import SPLIT_COLUMNS, object_boxes, object_rates, object_stats, split_masks
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -134,7 +134,8 @@ def occlusion_rows(objects: ObjectMap, amodal: dict | None = None, connectivity:
             "fragments": fragments}
 
 
-def occlusion_summary(objects: pd.DataFrame, cfg: OcclusionConfig | None = None) -> tuple[dict[str, float], pd.DataFrame]:
+def occlusion_summary(objects: pd.DataFrame, cfg: OcclusionConfig | None = None, unseen: np.ndarray | None = None
+                      ) -> tuple[dict[str, float], pd.DataFrame]:
     """Dataset metrics by occlusion bucket from object rows carrying size and occlusion columns.
 
     Per bucket (lo < level <= hi; a bucket with lo None holds level <= hi, i.e. the unoccluded
@@ -143,6 +144,8 @@ def occlusion_summary(objects: pd.DataFrame, cfg: OcclusionConfig | None = None)
     Also by fragments (frag_1: one piece, frag_2plus: split). Scalars: the same as name@bucket,
     plus occlusion_from_amodal_share (%), occlusion_source ("amodal", "proxy" or "mixed" in the
     table's `source` column) and mean_occlusion. Empty buckets give NaN and count 0.
+    unseen (bool [C], optional): also every bucket over the objects of seen and of unseen classes
+    (object_recall_unseen@occ_heavy, ...), rows with `split` seen / unseen (the others: all).
     """
     import pandas as pd  # per dataset only: scoring workers are forked before pandas is loaded
 
@@ -152,6 +155,7 @@ def occlusion_summary(objects: pd.DataFrame, cfg: OcclusionConfig | None = None)
         hit = np.zeros(0, bool)
         from_amodal = np.zeros(0, bool)
         frags = np.zeros(0, np.int64)
+        cls = np.zeros(0, np.int64)
     else:
         missing = [c for c in ("occlusion", "occlusion_source", "fragments", "iou", "hit") if c not in objects]
         if missing:
@@ -163,6 +167,7 @@ def occlusion_summary(objects: pd.DataFrame, cfg: OcclusionConfig | None = None)
                else objects["hit"].to_numpy(dtype=bool))
         from_amodal = objects["occlusion_source"].astype(str).to_numpy() == "amodal"
         frags = objects["fragments"].to_numpy(dtype=np.int64)
+        cls = objects["class"].to_numpy(dtype=np.int64) if "class" in objects else None  # None: no split
 
     def stats(sel):
         n = int(sel.sum())
@@ -174,20 +179,33 @@ def occlusion_summary(objects: pd.DataFrame, cfg: OcclusionConfig | None = None)
                 "amodal_share": 100 * amodal_n / n if n else math.nan,
                 "source": "none" if n == 0 else "amodal" if amodal_n == n else "proxy" if amodal_n == 0 else "mixed"}
 
-    rows = [{"bucket_kind": "all", "bucket": "all", "lo": math.nan, "hi": math.nan,
+    selections = _occlusion_selections(level, frags, cfg)
+    rows = [{"bucket_kind": "all", "bucket": "all", "lo": math.nan, "hi": math.nan, "split": "all",
              **stats(np.ones(level.size, bool))}]
-    for name, (lo, hi) in cfg.buckets.items():
-        rows.append({"bucket_kind": "occlusion", "bucket": name, "lo": math.nan if lo is None else float(lo),
-                     "hi": math.inf if hi is None else float(hi), **stats(in_bucket(level, lo, hi, RIGHT_CLOSED))})
-    rows.append({"bucket_kind": "fragments", "bucket": "frag_1", "lo": 1.0, "hi": 1.0, **stats(frags <= 1)})
-    rows.append({"bucket_kind": "fragments", "bucket": "frag_2plus", "lo": 2.0, "hi": math.inf, **stats(frags >= 2)})
-    table = pd.DataFrame(rows)
+    for (kind, name, lo, hi), sel in selections.items():
+        rows.append({"bucket_kind": kind, "bucket": name, "lo": lo, "hi": hi, "split": "all", **stats(sel)})
+    split_rows = [{"bucket_kind": kind, "bucket": name, "lo": lo, "hi": hi, "split": split,
+                   **object_stats(hit, iou, sel & member)}
+                  for split, member in (split_masks(cls, unseen) if cls is not None else {}).items()
+                  for (kind, name, lo, hi), sel in selections.items()]
+    table = pd.DataFrame(rows + split_rows)
     scalars: dict[str, float] = {"occlusion_from_amodal_share": float(rows[0]["amodal_share"]),
                                  "mean_occlusion": float(rows[0]["mean_occlusion"])}
-    for row in rows[1:]:
-        for col in ("object_recall", "object_IoU", "n_objects"):
-            scalars[f"{col}@{row['bucket']}"] = float(row[col])
+    for row in rows[1:] + split_rows:
+        split = "" if row["split"] == "all" else f"_{row['split']}"
+        for col in SPLIT_COLUMNS:
+            scalars[f"{col}{split}@{row['bucket']}"] = float(row[col])
     return scalars, table
+
+
+def _occlusion_selections(level: np.ndarray, fragments: np.ndarray, cfg: OcclusionConfig) -> dict[tuple, np.ndarray]:
+    """{(bucket kind, name, lo, hi): mask} of the occlusion buckets (lo < level <= hi) and the fragment
+    buckets (frag_1: one piece, frag_2plus: two or more)."""
+    out = {("occlusion", name, math.nan if lo is None else float(lo), math.inf if hi is None else float(hi)):
+           in_bucket(level, lo, hi, RIGHT_CLOSED) for name, (lo, hi) in cfg.buckets.items()}
+    out[("fragments", "frag_1", 1.0, 1.0)] = fragments <= 1
+    out[("fragments", "frag_2plus", 2.0, math.inf)] = fragments >= 2
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -215,23 +233,20 @@ class OcclusionFamily(Family):
         return {"occlusion_objects": table}
 
     def summarize(self, inputs: SummaryInputs, cfg: OcclusionConfig) -> FamilySummary:
-        scalars, table = occlusion_summary(inputs.tables.get("occlusion_objects"), cfg)
+        scalars, table = occlusion_summary(inputs.tables.get("occlusion_objects"), cfg, inputs.classes.unseen)
         return FamilySummary(scalars=scalars, per_bucket=table)
 
     def resampled(self, inputs: SummaryInputs, cfg: OcclusionConfig, resampling) -> dict[str, np.ndarray]:
         """object_recall@<bucket> and object_IoU@<bucket> of the occlusion and fragment buckets."""
-        from harness.metrics.size import object_rates
-
         objects = inputs.tables.get("occlusion_objects")
         if objects is None or not len(objects):
             return {}
-        level = objects["occlusion"].to_numpy(dtype=np.float64)
-        fragments = objects["fragments"].to_numpy(dtype=np.int64)
-        selections = {f"@{name}": mask for name, mask in bucket_masks(level, cfg.buckets, RIGHT_CLOSED).items()}
-        selections.update({"@frag_1": fragments <= 1, "@frag_2plus": fragments >= 2})
+        selections = _occlusion_selections(objects["occlusion"].to_numpy(dtype=np.float64),
+                                           objects["fragments"].to_numpy(dtype=np.int64), cfg)
         # hit at this family's threshold, as occlusion_summary
         hit = objects["recall"].to_numpy(dtype=np.float64) >= cfg.hit_threshold
-        return object_rates(resampling, objects, hit.astype(np.float64), selections)
+        return object_rates(resampling, objects, hit.astype(np.float64),
+                            {f"@{name}": sel for (_, name, _, _), sel in selections.items()}, inputs.classes.unseen)
 
     def metrics(self, cfg: OcclusionConfig) -> tuple[MetricInfo, ...]:
         info = [MetricInfo("occlusion_from_amodal_share", self.name, better=None, interval=False,
@@ -245,4 +260,11 @@ class OcclusionFamily(Family):
                      MetricInfo(f"object_IoU@{bucket}", self.name, definition=f"mean object IoU in bucket {bucket}"),
                      MetricInfo(f"n_objects@{bucket}", self.name, unit=COUNT, better=None, interval=False,
                                 definition=f"objects in bucket {bucket}")]
+            for split in ("seen", "unseen"):
+                info += [MetricInfo(f"object_recall_{split}@{bucket}", self.name,
+                                    definition=f"object_recall@{bucket} of the objects of {split} classes"),
+                         MetricInfo(f"object_IoU_{split}@{bucket}", self.name,
+                                    definition=f"object_IoU@{bucket} of the objects of {split} classes"),
+                         MetricInfo(f"n_objects_{split}@{bucket}", self.name, unit=COUNT, better=None, interval=False,
+                                    definition=f"objects of {split} classes in bucket {bucket}")]
         return tuple(info)

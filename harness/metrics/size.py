@@ -251,7 +251,8 @@ def _empty_objects() -> pd.DataFrame:
 
 
 def size_summary(objects: pd.DataFrame, fp_blobs: pd.DataFrame, n_images: int, cfg: SizeConfig | None = None,
-                 pixel_fp: pd.DataFrame | None = None) -> tuple[dict[str, float], pd.DataFrame]:
+                 pixel_fp: pd.DataFrame | None = None, unseen: np.ndarray | None = None
+                 ) -> tuple[dict[str, float], pd.DataFrame]:
     """Dataset metrics from the object rows and fp-blob rows of all images.
 
     objects: concatenated `object_rows` (+ `image`); fp_blobs: concatenated `fp_blob_rows`;
@@ -266,6 +267,10 @@ def size_summary(objects: pd.DataFrame, fp_blobs: pd.DataFrame, n_images: int, c
     mIoUK (class mean of object IoU, overall) and the area edges of the percentile buckets
     (pct_edge@<p>). Table: one row per bucket (and one for
     all objects). Empty buckets give NaN ratios and zero counts.
+
+    unseen (bool [C], optional): the zero-shot split. When it marks a class, every bucket is also
+    summarised over the objects of seen and of unseen classes (object_recall_unseen@small, ...;
+    `split_metrics`), as table rows whose `split` column says which; the other rows say "all".
     """
     import pandas as pd  # per dataset only: scoring workers are forked before pandas is loaded
 
@@ -322,17 +327,54 @@ def size_summary(objects: pd.DataFrame, fp_blobs: pd.DataFrame, n_images: int, c
             rows.append({"bucket_kind": kind, "bucket": name,
                          "lo": math.nan if lo is None else float(lo),
                          "hi": math.inf if hi is None else float(hi), **stats(sel, bsel)})
-    table = pd.DataFrame(rows)
+    for row in rows:
+        row["split"] = "all"
+    split_rows = []
+    for split, member in split_masks(cls, unseen).items():
+        for row in rows:
+            if row["bucket_kind"] == "all":
+                sel = np.ones(cls.size, bool)
+            elif row["bucket_kind"] == "relative":
+                sel = in_bucket(rel, *cfg.relative_buckets[row["bucket"]])
+            else:
+                lo, hi = (cfg.buckets if row["bucket_kind"] == "absolute" else pct)[row["bucket"]]
+                nan_edges = (lo is not None and math.isnan(lo)) or (hi is not None and math.isnan(hi))
+                sel = np.zeros(cls.size, bool) if nan_edges else in_bucket(area, lo, hi)
+            split_rows.append({**{k: row[k] for k in ("bucket_kind", "bucket", "lo", "hi")}, "split": split,
+                               **object_stats(hit, iou, sel & member)})
+    table = pd.DataFrame(rows + split_rows)
     metric_cols = ["object_recall", "object_IoU", "iIoU", worst_name, "n_objects", "fp_blobs_per_image"]
     scalars: dict[str, float] = {}
     for row in rows:
         suffix = "" if row["bucket_kind"] == "all" else f"@{row['bucket']}"
         for col in metric_cols:
             scalars[f"{col}{suffix}"] = float(row[col])
+    for row in split_rows:
+        suffix = "" if row["bucket_kind"] == "all" else f"@{row['bucket']}"
+        for col in SPLIT_COLUMNS:
+            scalars[f"{col}_{row['split']}{suffix}"] = float(row[col])
     scalars["mIoUK"] = float(rows[0]["mIoUK"])
     for p, (name, (lo, _)) in zip(cfg.percentiles, list(pct.items())[1:]):
         scalars[f"pct_edge@{float(p):.0f}"] = float(lo)
     return scalars, table
+
+
+SPLIT_COLUMNS = ("object_recall", "object_IoU", "n_objects")  # what is also given per zero-shot split
+
+
+def split_masks(cls: np.ndarray, unseen: np.ndarray | None) -> dict[str, np.ndarray]:
+    """{"seen": mask, "unseen": mask} of the objects (by class) when `unseen` marks a class, else {}."""
+    if unseen is None or not np.any(unseen):
+        return {}
+    member = np.asarray(unseen, dtype=bool)[np.asarray(cls, dtype=np.int64)]
+    return {"seen": ~member, "unseen": member}
+
+
+def object_stats(hit: np.ndarray, iou: np.ndarray, sel: np.ndarray) -> dict:
+    """n_objects, object_recall (hit rate, %) and object_IoU (mean, %) of the selected objects."""
+    n = int(sel.sum())
+    return {"n_objects": n, "object_recall": 100 * float(hit[sel].mean()) if n else math.nan,
+            "object_IoU": 100 * float(iou[sel].mean()) if n else math.nan}
 
 
 def _size_selections(rows: pd.DataFrame, cfg: SizeConfig, pct: dict) -> dict[str, np.ndarray]:
@@ -346,19 +388,25 @@ def _size_selections(rows: pd.DataFrame, cfg: SizeConfig, pct: dict) -> dict[str
     return out
 
 
-def object_rates(resampling, objects: pd.DataFrame, hit: np.ndarray, selections: dict) -> dict[str, np.ndarray]:
+def object_rates(resampling, objects: pd.DataFrame, hit: np.ndarray, selections: dict,
+                 unseen: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """object_recall<suffix> and object_IoU<suffix> (percent) under each resample: the hit rate and
-    the mean IoU of the resampled objects of each selection (ratios of weighted sums)."""
+    the mean IoU of the resampled objects of each selection (ratios of weighted sums); with `unseen`,
+    also object_recall_<split><suffix> and object_IoU_<split><suffix> per zero-shot split."""
+    splits = split_masks(objects["class"].to_numpy(dtype=np.int64), unseen)
+    named = {("", suffix): sel for suffix, sel in selections.items()}
+    named.update({(f"_{split}", suffix): sel & member for split, member in splits.items()
+                  for suffix, sel in selections.items()})
     iou = objects["iou"].to_numpy(dtype=np.float64)
     columns = []
-    for sel in selections.values():
+    for sel in named.values():
         columns += [sel, sel * hit, sel * iou]
     sums = resampling.sums(objects, np.stack(columns, axis=1).astype(np.float64)) if columns else None
     out = {}
-    for j, suffix in enumerate(selections):
+    for j, (split, suffix) in enumerate(named):
         n, hits, ious = sums[:, 3 * j], sums[:, 3 * j + 1], sums[:, 3 * j + 2]
-        out[f"object_recall{suffix}"] = 100 * ratio(hits, n)
-        out[f"object_IoU{suffix}"] = 100 * ratio(ious, n)
+        out[f"object_recall{split}{suffix}"] = 100 * ratio(hits, n)
+        out[f"object_IoU{split}{suffix}"] = 100 * ratio(ious, n)
     return out
 
 
@@ -399,7 +447,7 @@ class SizeFamily(Family):
         pixel_fp = pd.DataFrame({"class": np.arange(inputs.classes.num_classes),
                                  "fp": sums["pred_area"] - sums["intersect"]})
         scalars, table = size_summary(inputs.tables.get("objects"), inputs.tables.get("fp_blobs"), inputs.n_images,
-                                      cfg, pixel_fp=pixel_fp)
+                                      cfg, pixel_fp=pixel_fp, unseen=inputs.classes.unseen)
         return FamilySummary(scalars=scalars, per_bucket=table)
 
     def resampled(self, inputs: SummaryInputs, cfg: SizeConfig, resampling) -> dict[str, np.ndarray]:
@@ -411,7 +459,7 @@ class SizeFamily(Family):
         area = objects["area"].to_numpy(dtype=np.float64)
         pct = percentile_buckets(area, cfg.percentiles)
         out = object_rates(resampling, objects, objects["hit"].to_numpy(dtype=np.float64),
-                           _size_selections(objects, cfg, pct))
+                           _size_selections(objects, cfg, pct), inputs.classes.unseen)
         if blobs is not None and len(blobs):
             selections = _size_selections(blobs, cfg, pct)
             per_blob = np.stack([sel.astype(np.float64) for sel in selections.values()], axis=1)
@@ -437,6 +485,15 @@ class SizeFamily(Family):
             for name, (unit, better, interval, definition, source) in kinds.items():
                 info.append(MetricInfo(f"{name}{suffix}", self.name, unit=unit, better=better, interval=interval,
                                        definition=definition + where, source=source))
+        for suffix in buckets:
+            where = f" in bucket {suffix[1:]}" if suffix else ""
+            for split in ("seen", "unseen"):
+                info += [MetricInfo(f"object_recall_{split}{suffix}", self.name, definition=f"object_recall of the "
+                                    f"objects of {split} classes{where}"),
+                         MetricInfo(f"object_IoU_{split}{suffix}", self.name, definition=f"object_IoU of the objects "
+                                    f"of {split} classes{where}"),
+                         MetricInfo(f"n_objects_{split}{suffix}", self.name, unit=COUNT, better=None, interval=False,
+                                    definition=f"objects of {split} classes{where}")]
         info.append(MetricInfo("mIoUK", self.name, interval=False, definition="class mean of the mean object IoU",
                                source="after Wang et al., NeurIPS 2023"))
         for p in cfg.percentiles:

@@ -207,8 +207,11 @@ def tables(data: dict) -> dict[str, pd.DataFrame]:
         if not len(pb):
             continue
         pb = pb.assign(model=e.label, run=e.model.run.label)
+        splits = pb["split"] if "split" in pb else pd.Series("all", index=pb.index)
         for metric in ("object_recall", "object_IoU"):
-            names = [metric if (k == "all") else f"{metric}@{b}" for k, b in zip(pb["bucket_kind"], pb["bucket"])]
+            # the summary's name of each row's metric: object_recall[_<split>][@<bucket>]
+            names = [(metric if sp == "all" else f"{metric}_{sp}") + ("" if k == "all" else f"@{b}")
+                     for k, b, sp in zip(pb["bucket_kind"], pb["bucket"], splits)]
             cis = [e.ci.get(n, (np.nan, np.nan)) for n in names]
             pb[f"{metric}_ci_lo"] = [c[0] for c in cis]
             pb[f"{metric}_ci_hi"] = [c[1] for c in cis]
