@@ -360,28 +360,38 @@ def test_percentile_buckets():
 
 
 def test_iiou_by_hand():
-    # class 1: a (area 10, tp 10, fp 0), b (area 30, tp 15, fp 6); mean area 20 -> w 2 and 2/3
-    #   iTP = 20 + 10 = 30, iFN = 0 + 10 = 10, FP = 6 -> 30 / 46
-    # class 2: c (area 8, tp 4, fp 4), d (area 2000, tp 2000, fp 0); mean area 1004
-    #   small (c only): w = 125.5 -> iTP 502, iFN 502, FP 4 -> 502 / 1008
-    #   medium (d only): w = 0.502 -> iTP 1004, iFN 0, FP 0 -> 1
+    # class 1: a (area 10, tp 10), b (area 30, tp 15); mean area 20 -> w 2 and 2/3: iTP 30, iFN 10
+    # class 2: c (area 8, tp 4), d (area 2000, tp 2000); mean area 1004 -> w 125.5 and 0.502
+    # without pixel counts, a class's FP is what its objects carry (fp_share): class 1: 6, class 2: 4
     df = pd.DataFrame({"class": [1, 1, 2, 2], "area": [10, 30, 8, 2000], "tp": [10, 15, 4, 2000],
                        "fp_share": [0, 6, 4, 0], "rel_area": 0.0, "image": "x"})
     df["recall"] = df.tp / df.area
     df["iou"] = df.tp / (df.area + df.fp_share)
     df["hit"] = df.recall >= 0.5
     s, _ = size_summary(df, pd.DataFrame(), 1, SizeConfig())
-    assert s["iIoU@small"] == pytest.approx(100 * (30 / 46 + 502 / 1008) / 2)
-    assert s["iIoU@medium"] == pytest.approx(100)
-    # overall: class 2 iTP 1506, iFN 502, FP 4
+    # overall: class 2 iTP 502 + 1004, iFN 502, FP 4; class 0 has no object and no FP: NaN, skipped
     assert s["iIoU"] == pytest.approx(100 * (30 / 46 + 1506 / 2012) / 2)
+    assert s["iIoU@small"] == pytest.approx(100 * (30 / 46 + 502 / 1008) / 2)
+    # medium holds d only: class 1 has no object there but false positives, so it scores 0 (Cityscapes)
+    assert s["iIoU@medium"] == pytest.approx(100 * (0 + 1004 / 1008) / 2)
     # mIoU^K: class means of object IoU: class 1 (1 + 15/36) / 2, class 2 (4/12 + 1) / 2
     assert s["mIoUK"] == pytest.approx(100 * ((1 + 15 / 36) / 2 + (4 / 12 + 1) / 2) / 2)
-    # Cityscapes' unapportioned FP for the overall value when pixel counts are given
-    pixel_fp = pd.DataFrame({"class": [1, 2, 2], "fp": [20, 4, 6]})
-    s2, _ = size_summary(df, pd.DataFrame(), 1, SizeConfig(), pixel_fp=pixel_fp)
+    # every false positive of the class (pixel counts), the same for every bucket
+    s2, _ = size_summary(df, pd.DataFrame(), 1, SizeConfig(), class_fp=np.array([0, 20, 10]))
     assert s2["iIoU"] == pytest.approx(100 * (30 / 60 + 1506 / 2018) / 2)
-    assert s2["iIoU@small"] == s["iIoU@small"]
+    assert s2["iIoU@small"] == pytest.approx(100 * (30 / 60 + 502 / 1014) / 2)
+    # a class predicted where it never is, with no object at all, scores 0 and counts in the mean
+    s3, _ = size_summary(df, pd.DataFrame(), 1, SizeConfig(), class_fp=np.array([7, 20, 10]))
+    assert s3["iIoU"] == pytest.approx(100 * (0 + 30 / 60 + 1506 / 2018) / 3)
+    # ... unless it is not an instance class (a stuff class of a dataset that names its things)
+    s4, _ = size_summary(df, pd.DataFrame(), 1, SizeConfig(), class_fp=np.array([7, 20, 10]),
+                         instance_classes=np.array([False, True, True]))
+    assert s4["iIoU"] == pytest.approx(s2["iIoU"])
+    # a dataset's table of class sizes replaces the data mean in the weights
+    s5, _ = size_summary(df, pd.DataFrame(), 1, SizeConfig(), class_fp=np.array([0, 20, 10]),
+                         class_size=np.array([1.0, 10.0, 8.0]))
+    # class 1: w 1 and 1/3: iTP 10 + 5, iFN 0 + 5; class 2: w 1 and 0.004: iTP 4 + 8, iFN 4 + 0
+    assert s5["iIoU"] == pytest.approx(100 * (15 / 40 + 12 / 26) / 2)
 
 
 def test_empty_summary_is_nan_not_error():

@@ -25,6 +25,12 @@ ADDED = {"all": {"mIoU_I", "mIoU_C", "mIoU_I_worst10", "mIoU_C_worst10"}}
 SPLIT = re.compile(r"^(object_recall|object_IoU|n_objects)_(seen|unseen)(@.+)?$")
 
 
+# Metrics changed on purpose since the pins were made: iIoU follows cityscapesScripts (stop 18; every
+# instance class with a non-zero denominator in the mean, every false positive of the class in each
+# bucket), tested against the peer's own evaluator in tests/test_iiou_cityscapes.py.
+CHANGED = re.compile(r"^iIoU(@.+)?$")
+
+
 def _added(protocol: str, name: str) -> bool:
     return name in ADDED.get(protocol, set()) or bool(SPLIT.match(name))
 
@@ -49,5 +55,6 @@ def test_summary_is_the_pinned_one(key, tmp_path, capsys):
     assert sorted(got) == sorted(want)
     for model in want:
         assert sorted(k for k in got[model] if not _added(protocol, k)) == sorted(want[model]), model
-        changed = {m: (want[model][m], got[model][m]) for m in want[model] if not _same(got[model][m], want[model][m])}
+        changed = {m: (want[model][m], got[model][m]) for m in want[model]
+                   if not CHANGED.match(m) and not _same(got[model][m], want[model][m])}
         assert not changed, f"{model}: {changed}"

@@ -64,3 +64,22 @@ def test_protocol_name_must_be_a_plain_folder_name(tmp_path, data, capsys, monke
     rc, _, err = zeg_eval_inprocess(capsys, "run", protocol, "--data", data, "--predictions", tmp_path / "pred")
     one_line_error(rc, err, protocol, "name must be")
     assert tree(tmp_path) == before
+
+
+@pytest.mark.parametrize("sizes, needle", [
+    ("[1, 2]", "must map class names"),
+    ("{nosuch: 10}", "not in classes"),
+    ("{a: -1, b: 1}", "positive numbers"),
+    ("{a: .nan, b: 1}", "positive numbers"),
+    ("{a: 10}", "missing: ['b']"),
+])
+def test_instance_sizes_are_checked(tmp_path, capsys, sizes, needle):
+    data = tmp_path / "data"
+    (data / "labels").mkdir(parents=True)
+    (data / "dataset.yaml").write_text(f"classes: [a, b]\ninstance_sizes: {sizes}\n")
+    from harness.data.dataset import load_dataset
+    from harness.errors import UserError
+
+    with pytest.raises(UserError, match="instance_sizes") as err:
+        load_dataset(data)
+    assert needle in str(err.value)

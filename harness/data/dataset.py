@@ -18,6 +18,7 @@ The mmseg layouts of the real datasets are the same thing with other folder name
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -58,6 +59,9 @@ class DatasetSpec:
     amodal_dir: Path | None = None
     label_suffix: str = ".png"
     split_file: Path | None = None  # optional list of stems, one per line (mmseg's ann_file)
+    # optional {class: mean object area in pixels}: the iIoU weights' table (Cityscapes' avgClassSize);
+    # without it the weights use the mean area of each class's objects in the evaluated data
+    instance_sizes: dict | None = None
 
     @property
     def num_classes(self) -> int:
@@ -66,6 +70,13 @@ class DatasetSpec:
     @property
     def unseen_mask(self) -> np.ndarray:
         return np.isin(np.asarray(self.classes, dtype=object), list(self.unseen))
+
+    @property
+    def instance_size_array(self) -> np.ndarray | None:
+        """instance_sizes as [C] (NaN for a class it does not name), or None."""
+        if self.instance_sizes is None:
+            return None
+        return np.array([float(self.instance_sizes.get(c, np.nan)) for c in self.classes])
 
     @property
     def thing_mask(self) -> np.ndarray | None:
@@ -204,6 +215,22 @@ def _check_types(values: dict, lines: dict, path: Path) -> None:
         fail("ignore_index", f"must be in 0..65535, not {ignore}")
     if ignore < len(values["classes"]):
         fail("ignore_index", f"{ignore} is a class id ({len(values['classes'])} classes)")
+    sizes = values.get("instance_sizes")
+    if sizes is not None:
+        if not isinstance(sizes, dict) or not all(isinstance(k, str) for k in sizes):
+            fail("instance_sizes", "must map class names to their mean object area in pixels")
+        unknown = [k for k in sizes if k not in values["classes"]]
+        if unknown:
+            fail("instance_sizes", f"names classes that are not in classes: {unknown[:5]}")
+        bad = [k for k, v in sizes.items() if isinstance(v, bool) or not isinstance(v, (int, float))
+               or not math.isfinite(v) or v <= 0]
+        if bad:
+            fail("instance_sizes", f"must give positive numbers, not {sizes[bad[0]]!r} for '{bad[0]}'")
+        things = values.get("things") or values["classes"]
+        missing = [c for c in things if c not in sizes]
+        if missing:
+            fail("instance_sizes", f"must give every {'thing ' if values.get('things') else ''}class a size; "
+                                   f"missing: {missing[:5]}")
     suffix = values.get("label_suffix", ".png")
     if "/" in suffix or "\\" in suffix or ".." in suffix:
         fail("label_suffix", f"must be a file-name ending such as .png, not {suffix!r}")
@@ -222,7 +249,8 @@ def load_dataset(path: str | Path) -> DatasetSpec:
     if not yaml_path.is_file():
         raise UserError("no dataset.yaml in the data folder", path)
     allowed = {"name", "preset", "classes", "ignore_index", "unseen", "things", "reduce_zero_label",
-               "labels_dir", "images_dir", "instances_dir", "amodal_dir", "label_suffix", "split_file"}
+               "labels_dir", "images_dir", "instances_dir", "amodal_dir", "label_suffix", "split_file",
+               "instance_sizes"}
     raw, lines = load_yaml_mapping(yaml_path, allowed)
     root = yaml_path.parent
     values = {}
@@ -264,4 +292,6 @@ def load_dataset(path: str | Path) -> DatasetSpec:
         amodal_dir=folder("amodal_dir", "amodal"),
         label_suffix=str(values.get("label_suffix", ".png")),
         split_file=folder("split_file", None),
+        instance_sizes=None if values.get("instance_sizes") is None else
+        {str(k): float(v) for k, v in values["instance_sizes"].items()},
     )

@@ -53,6 +53,8 @@ class ClassInfo:
     """What a summary needs to know of the dataset's classes."""
     names: tuple[str, ...]
     unseen: np.ndarray | None = None   # bool [C], None when the dataset has no seen/unseen split
+    things: np.ndarray | None = None   # bool [C], the classes that make objects (None: every class)
+    instance_sizes: np.ndarray | None = None  # float [C], the iIoU weights' table (None: the data mean)
 
     @property
     def num_classes(self) -> int:

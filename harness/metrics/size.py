@@ -11,8 +11,9 @@ Conventions (details and references in docs/metrics_objects.md):
 * object IoU follows mIoU^K of Wang et al. 2023: IoU_k = TP_k / (|G_k| + FP_c |G_k| / Σ_j |G_j|),
   the image's false positives of class c shared among the class's objects in proportion to area;
 * hit = pixel recall >= hit_threshold (0.5);
-* iIoU follows Cityscapes: TP and FN weighted by mean class object area / object area, FP
-  unweighted (apportioned false positives of the bucket's objects);
+* iIoU is cityscapesScripts': TP and FN weighted by mean class object area / object area, FP
+  every false-positive pixel of the class, unweighted; mean over the instance classes whose
+  denominator is not 0 (see `iiou`);
 * ratios are reported in percent (like mmseg); counts and per-image rates are plain numbers.
 """
 from __future__ import annotations
@@ -220,27 +221,29 @@ def _class_means(values: np.ndarray, cls: np.ndarray) -> np.ndarray:
     return np.bincount(index, weights=values) / np.bincount(index)
 
 
-def iiou(cls: np.ndarray, area: np.ndarray, tp: np.ndarray, fp_share: np.ndarray,
-         mean_area: dict, fp_override: dict | None = None) -> float:
-    """Cityscapes-style instance-level IoU (fraction), mean over the classes of the given objects.
+def iiou(cls: np.ndarray, area: np.ndarray, tp: np.ndarray, class_size: np.ndarray, class_fp: np.ndarray,
+         instance_classes: np.ndarray) -> float:
+    """Cityscapes' instance-level IoU (fraction), as cityscapesScripts computes it
+    (evalPixelLevelSemanticLabeling: getInstanceIouScoreForLabel, then getScoreAverage).
 
-    For class c with objects k: w_k = mean_area[c] / area_k, iTP = Σ w_k tp_k,
-    iFN = Σ w_k (area_k - tp_k), FP = Σ fp_share_k (unweighted; or fp_override[c] when given),
-    iIoU_c = iTP / (iTP + iFN + FP). NaN when there are no objects.
+    For every instance class c (`instance_classes`, ids): each object k of class c is weighted by
+    w_k = class_size[c] / area_k; iTP_c = Σ w_k tp_k, iFN_c = Σ w_k (area_k - tp_k) over the given
+    objects, FP_c = class_fp[c], every false-positive pixel of class c in the dataset, unweighted;
+    iIoU_c = iTP_c / (iTP_c + iFN_c + FP_c), NaN when that denominator is 0. The mean over the
+    classes that are not NaN: a class predicted where it is not, with no object among the given
+    ones, scores 0. NaN when every class is NaN.
     """
-    if len(cls) == 0:
-        return math.nan
-    classes, index = _per_class(cls)
+    cls = np.asarray(cls, dtype=np.int64)
     area = np.asarray(area, dtype=np.float64)
     tp = np.asarray(tp, dtype=np.float64)
-    weight = np.array([mean_area[c] for c in classes.tolist()], dtype=np.float64)[index] / area
-    itp = np.bincount(index, weights=weight * tp)
-    ifn = np.bincount(index, weights=weight * (area - tp))
-    if fp_override is not None:
-        fp = np.array([float(fp_override.get(c, 0.0)) for c in classes.tolist()])
-    else:
-        fp = np.bincount(index, weights=np.asarray(fp_share, dtype=np.float64))
-    return float(np.mean(itp / (itp + ifn + fp)))
+    n = len(class_fp)
+    weight = np.asarray(class_size, dtype=np.float64)[cls] / area if cls.size else np.zeros(0)
+    itp = np.bincount(cls, weights=weight * tp, minlength=n)
+    ifn = np.bincount(cls, weights=weight * (area - tp), minlength=n)
+    classes = np.asarray(instance_classes, dtype=np.int64)
+    denominator = itp[classes] + ifn[classes] + np.asarray(class_fp, dtype=np.float64)[classes]
+    scores = itp[classes][denominator > 0] / denominator[denominator > 0]
+    return float(scores.mean()) if scores.size else math.nan
 
 
 def _empty_objects() -> pd.DataFrame:
@@ -251,15 +254,23 @@ def _empty_objects() -> pd.DataFrame:
 
 
 def size_summary(objects: pd.DataFrame, fp_blobs: pd.DataFrame, n_images: int, cfg: SizeConfig | None = None,
-                 pixel_fp: pd.DataFrame | None = None, unseen: np.ndarray | None = None
+                 class_fp: np.ndarray | None = None, unseen: np.ndarray | None = None,
+                 instance_classes: np.ndarray | None = None, class_size: np.ndarray | None = None
                  ) -> tuple[dict[str, float], pd.DataFrame]:
     """Dataset metrics from the object rows and fp-blob rows of all images.
 
     objects: concatenated `object_rows` (+ `image`); fp_blobs: concatenated `fp_blob_rows`;
-    n_images: images evaluated (the divisor of fp_blobs_per_image). pixel_fp: optional per-class
-    false-positive pixel counts (columns class, fp; summed over rows of the same class) used for
-    the overall iIoU only, so that it counts, as Cityscapes does, the false positives of images
-    without any object of the class too; without it the apportioned fp_share is used throughout.
+    n_images: images evaluated (the divisor of fp_blobs_per_image).
+
+    iIoU (`iiou`, cityscapesScripts' definition) needs, per class id: class_fp [C], every
+    false-positive pixel of the class over the dataset (the standard counts' prediction area minus
+    intersection; without it, the false positives the objects carry, Σ fp_share, which misses those
+    in images without an object of the class); instance_classes (bool [C]), the classes it averages
+    over (the dataset's things; None: every class); class_size [C], the weights' mean object area of
+    each class (a dataset's table; None: the mean visible area of the class's objects in the data).
+    iIoU@b is cityscapesScripts evaluated with only bucket b's objects as instances: the other
+    objects' pixels keep their class in the pixel counts (a prediction of their class on them is no
+    false positive), but they carry no weighted TP or FN.
 
     Scalars (percent unless a count): object_recall, object_IoU, iIoU, worst10_object_IoU,
     n_objects, fp_blobs_per_image, each also as name@bucket for the absolute buckets
@@ -289,14 +300,21 @@ def size_summary(objects: pd.DataFrame, fp_blobs: pd.DataFrame, n_images: int, c
     recall = objects["recall"].to_numpy(dtype=np.float64)
     blob_area = fp_blobs["area"].to_numpy(dtype=np.float64)
     blob_rel = fp_blobs["rel_area"].to_numpy(dtype=np.float64)
-    mean_area = dict(zip(np.unique(cls).tolist(), _class_means(area, cls).tolist())) if cls.size else {}
-    fp_override = None
-    if pixel_fp is not None and len(pixel_fp):
-        fp_override = pixel_fp.groupby("class")["fp"].sum().to_dict()
+    n_classes = max(len(class_fp) if class_fp is not None else 0,
+                    len(instance_classes) if instance_classes is not None else 0,
+                    len(class_size) if class_size is not None else 0, int(cls.max()) + 1 if cls.size else 0)
+    if class_fp is None:
+        class_fp = np.bincount(cls, weights=fp_share, minlength=n_classes)
+    if class_size is None:
+        count = np.bincount(cls, minlength=n_classes)
+        class_size = np.bincount(cls, weights=area, minlength=n_classes) / np.maximum(count, 1)
+    if instance_classes is None:
+        instance_classes = np.ones(n_classes, bool)
+    averaged = np.flatnonzero(instance_classes)
     frac = cfg.worst_fraction
     worst_name = f"worst{round(100 * frac, 6):g}_object_IoU"
 
-    def stats(sel: np.ndarray, blob_sel: np.ndarray, fp_over=None) -> dict:
+    def stats(sel: np.ndarray, blob_sel: np.ndarray) -> dict:
         n = int(sel.sum())
         nb = int(blob_sel.sum())
         with np.errstate(invalid="ignore"):
@@ -308,14 +326,14 @@ def size_summary(objects: pd.DataFrame, fp_blobs: pd.DataFrame, n_images: int, c
                 # Wang et al.'s mIoU^K: mean over classes of the class's mean object IoU
                 "mIoUK": 100 * float(_class_means(iou[sel], cls[sel]).mean()) if n else math.nan,
                 "mean_pixel_recall": 100 * float(recall[sel].mean()) if n else math.nan,
-                "iIoU": 100 * iiou(cls[sel], area[sel], tp[sel], fp_share[sel], mean_area, fp_over),
+                "iIoU": 100 * iiou(cls[sel], area[sel], tp[sel], class_size, class_fp, averaged),
                 worst_name: 100 * worst_mean(iou[sel], frac),
                 "fp_blobs": nb,
                 "fp_blobs_per_image": nb / n_images if n_images > 0 else math.nan,
             }
 
     rows = [{"bucket_kind": "all", "bucket": "all", "lo": math.nan, "hi": math.nan,
-             **stats(np.ones(cls.size, bool), np.ones(blob_area.size, bool), fp_override)}]
+             **stats(np.ones(cls.size, bool), np.ones(blob_area.size, bool))}]
     pct = percentile_buckets(area, cfg.percentiles)
     for kind, buckets, obj_v, blob_v in (("absolute", cfg.buckets, area, blob_area),
                                          ("relative", cfg.relative_buckets, rel, blob_rel),
@@ -417,8 +435,10 @@ SIZE_METRICS = {  # name: (unit, better, interval, definition, source)
     "object_recall": ("%", "higher", True, "share of ground-truth objects hit (pixel recall >= hit_threshold)", ""),
     "object_IoU": ("%", "higher", True, "mean over objects of TP / (area + the class's false positives apportioned "
                    "by area); zeg-eval's object IoU", "after Wang et al., NeurIPS 2023 (mIoU^K)"),
-    "iIoU": ("%", "higher", False, "class mean of iTP / (iTP + iFN + FP), TP and FN weighted by the class's mean "
-             "object area over the object's area", "after Cityscapes (Cordts et al., CVPR 2016)"),
+    "iIoU": ("%", "higher", False, "mean over instance classes (non-zero denominator) of iTP / (iTP + iFN + FP): TP "
+             "and FN weighted by the class's mean object area (the dataset's instance_sizes, else the data mean) over "
+             "the object's area, FP every false-positive pixel of the class; in a bucket, only its objects are "
+             "instances", "cityscapesScripts evalPixelLevelSemanticLabeling (Cordts et al., CVPR 2016)"),
     "n_objects": (COUNT, None, False, "ground-truth objects", ""),
     "fp_blobs_per_image": (PER_IMAGE, "lower", True, "predicted blobs touching no ground truth of their class, "
                            "per image", ""),
@@ -439,15 +459,14 @@ class SizeFamily(Family):
         return {"objects": rows, "fp_blobs": blobs}
 
     def summarize(self, inputs: SummaryInputs, cfg: SizeConfig) -> FamilySummary:
-        import pandas as pd  # per dataset only: scoring workers are forked before pandas is loaded
 
         sums = inputs.pixel_sums
         # Cityscapes' iIoU counts every false-positive pixel of a class, also in images where the
         # class has no object: per-class FP = prediction area - intersection, from the pixel records.
-        pixel_fp = pd.DataFrame({"class": np.arange(inputs.classes.num_classes),
-                                 "fp": sums["pred_area"] - sums["intersect"]})
         scalars, table = size_summary(inputs.tables.get("objects"), inputs.tables.get("fp_blobs"), inputs.n_images,
-                                      cfg, pixel_fp=pixel_fp, unseen=inputs.classes.unseen)
+                                      cfg, class_fp=sums["pred_area"] - sums["intersect"],
+                                      unseen=inputs.classes.unseen, instance_classes=inputs.classes.things,
+                                      class_size=inputs.classes.instance_sizes)
         return FamilySummary(scalars=scalars, per_bucket=table)
 
     def resampled(self, inputs: SummaryInputs, cfg: SizeConfig, resampling) -> dict[str, np.ndarray]:

@@ -91,7 +91,8 @@ def _dataset(manifest: dict, path: Path) -> DatasetSpec:
                        classes=tuple(str(c) for c in d["classes"]), ignore_index=int(d.get("ignore_index", 255)),
                        unseen=tuple(d.get("unseen") or ()),
                        things=None if d.get("things") is None else tuple(d["things"]),
-                       reduce_zero_label=bool(d.get("reduce_zero_label", False)))
+                       reduce_zero_label=bool(d.get("reduce_zero_label", False)),
+                       instance_sizes=d.get("instance_sizes") if isinstance(d.get("instance_sizes"), dict) else None)
 
 
 def load_run(path: str | Path, label: str, allow_partial: bool = False) -> tuple[RunInfo, list[ModelRun]]:

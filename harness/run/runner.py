@@ -101,7 +101,8 @@ def _dataset_entry(dataset: DatasetSpec) -> dict:
     return {"name": dataset.name, "root": str(dataset.root.resolve()), "num_classes": dataset.num_classes,
             "classes": list(dataset.classes), "unseen": list(dataset.unseen), "ignore_index": dataset.ignore_index,
             "reduce_zero_label": dataset.reduce_zero_label,
-            "things": None if dataset.things is None else list(dataset.things)}
+            "things": None if dataset.things is None else list(dataset.things),
+            "instance_sizes": dataset.instance_sizes}
 
 
 def _run_model(spec, protocol, dataset, stems, options: RunOptions, out: Path, shard_key) -> None:
