@@ -374,8 +374,8 @@ def test_iiou_by_hand():
     assert s["iIoU@small"] == pytest.approx(100 * (30 / 46 + 502 / 1008) / 2)
     # medium holds d only: class 1 has no object there but false positives, so it scores 0 (Cityscapes)
     assert s["iIoU@medium"] == pytest.approx(100 * (0 + 1004 / 1008) / 2)
-    # mIoU^K: class means of object IoU: class 1 (1 + 15/36) / 2, class 2 (4/12 + 1) / 2
-    assert s["mIoUK"] == pytest.approx(100 * ((1 + 15 / 36) / 2 + (4 / 12 + 1) / 2) / 2)
+    # class_mean_object_IoU: class means of object IoU: class 1 (1 + 15/36) / 2, class 2 (4/12 + 1) / 2
+    assert s["class_mean_object_IoU"] == pytest.approx(100 * ((1 + 15 / 36) / 2 + (4 / 12 + 1) / 2) / 2)
     # every false positive of the class (pixel counts), the same for every bucket
     s2, _ = size_summary(df, pd.DataFrame(), 1, SizeConfig(), class_fp=np.array([0, 20, 10]))
     assert s2["iIoU"] == pytest.approx(100 * (30 / 60 + 1506 / 2018) / 2)

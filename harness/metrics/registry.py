@@ -9,6 +9,7 @@ from harness.metrics.boundary import BoundaryFamily
 from harness.metrics.family import Family
 from harness.metrics.image_level import ImageLevelFamily
 from harness.metrics.occlusion import OcclusionFamily
+from harness.metrics.segment_level import SegmentLevelFamily
 from harness.metrics.size import SizeFamily
 from harness.metrics.standard import StandardFamily
 
@@ -18,6 +19,7 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
     SizeFamily(),
     OcclusionFamily(),
     ImageLevelFamily(),
+    SegmentLevelFamily(),
 )}
 
 

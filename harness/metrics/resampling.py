@@ -20,7 +20,7 @@ import numpy as np
 class Resampling:
     counts: np.ndarray                  # [B, N] float64, how often each image is drawn per resample
     images: Sequence[str]               # the N images, in the columns' order
-    _rows: dict = field(default_factory=dict, repr=False)   # per table: row -> image column, class sums
+    _rows: dict = field(default_factory=dict, repr=False)   # (what, id(table)) -> (table, row columns | sums)
 
     def __post_init__(self):
         self.counts = np.asarray(self.counts, dtype=np.float64)
@@ -38,17 +38,26 @@ class Resampling:
 
     def rows(self, table) -> np.ndarray:
         """The column of `counts` of each row's image (a table with an `image` column)."""
-        key = id(table)
-        if key not in self._rows:
-            import pandas as pd  # per dataset only (the metric workers never resample)
+        cached = self._cached("rows", table)
+        if cached is not None:
+            return cached
+        import pandas as pd  # per dataset only (the metric workers never resample)
 
-            rows = pd.Index(self.images).get_indexer(table["image"].astype(str)) if len(table) else \
-                np.zeros(0, dtype=np.int64)
-            if (rows < 0).any():
-                raise ValueError(f"a record names image {table['image'].iloc[int(np.argmax(rows < 0))]!r}, which is "
-                                 "not among the resampled ones")
-            self._rows[key] = rows
-        return self._rows[key]
+        rows = pd.Index(self.images).get_indexer(table["image"].astype(str)) if len(table) else \
+            np.zeros(0, dtype=np.int64)
+        if (rows < 0).any():
+            raise ValueError(f"a record names image {table['image'].iloc[int(np.argmax(rows < 0))]!r}, which is "
+                             "not among the resampled ones")
+        return self._keep("rows", table, rows)
+
+    def _cached(self, what: str, table):
+        """What was computed for this very table (the table is kept with it, so its id is not reused)."""
+        entry = self._rows.get((what, id(table)))
+        return entry[1] if entry is not None and entry[0] is table else None
+
+    def _keep(self, what: str, table, value):
+        self._rows[(what, id(table))] = (table, value)
+        return value
 
     def sums(self, table, values: np.ndarray) -> np.ndarray:
         """[B, k]: Σ over rows of counts[:, row's image] * values[row] (values [rows, k])."""
@@ -63,11 +72,11 @@ class Resampling:
         over the resampled images, class by class (cost B x rows, not B x N x C). Every count column
         of the table is summed in the same pass and kept, so that the next family asking (standard,
         then boundary, from the same pixel table) gets its sums without a second pass."""
-        key = ("class_sums", id(table))
-        if key not in self._rows or not set(columns) <= set(self._rows[key]):
+        sums = self._cached("class_sums", table)
+        if sums is None or not set(columns) <= set(sums):
             every = [c for c in table.columns if c not in ("image", "class")]
-            self._rows[key] = self._class_sums(table, every, num_classes)
-        return {c: self._rows[key][c] for c in columns}
+            sums = self._keep("class_sums", table, self._class_sums(table, every, num_classes))
+        return {c: sums[c] for c in columns}
 
     def _class_sums(self, table, columns: list[str], num_classes: int) -> dict[str, np.ndarray]:
         out = {c: np.zeros((self.n_resamples, num_classes)) for c in columns}

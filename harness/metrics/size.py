@@ -275,7 +275,7 @@ def size_summary(objects: pd.DataFrame, fp_blobs: pd.DataFrame, n_images: int, c
     Scalars (percent unless a count): object_recall, object_IoU, iIoU, worst10_object_IoU,
     n_objects, fp_blobs_per_image, each also as name@bucket for the absolute buckets
     (@small ...), relative buckets (@rel_tiny ...) and percentile buckets (@pct_0-33 ...), plus
-    mIoUK (class mean of object IoU, overall) and the area edges of the percentile buckets
+    class_mean_object_IoU (class mean of object IoU, overall) and the area edges of the percentile buckets
     (pct_edge@<p>). Table: one row per bucket (and one for
     all objects). Empty buckets give NaN ratios and zero counts.
 
@@ -323,8 +323,8 @@ def size_summary(objects: pd.DataFrame, fp_blobs: pd.DataFrame, n_images: int, c
                 "n_classes": int(np.unique(cls[sel]).size),
                 "object_recall": 100 * float(hit[sel].mean()) if n else math.nan,
                 "object_IoU": 100 * float(iou[sel].mean()) if n else math.nan,
-                # Wang et al.'s mIoU^K: mean over classes of the class's mean object IoU
-                "mIoUK": 100 * float(_class_means(iou[sel], cls[sel]).mean()) if n else math.nan,
+                # after Wang et al.'s mIoU^K, over zeg-eval's objects (segment_level has theirs)
+                "class_mean_object_IoU": 100 * float(_class_means(iou[sel], cls[sel]).mean()) if n else math.nan,
                 "mean_pixel_recall": 100 * float(recall[sel].mean()) if n else math.nan,
                 "iIoU": 100 * iiou(cls[sel], area[sel], tp[sel], class_size, class_fp, averaged),
                 worst_name: 100 * worst_mean(iou[sel], frac),
@@ -371,7 +371,7 @@ def size_summary(objects: pd.DataFrame, fp_blobs: pd.DataFrame, n_images: int, c
         suffix = "" if row["bucket_kind"] == "all" else f"@{row['bucket']}"
         for col in SPLIT_COLUMNS:
             scalars[f"{col}_{row['split']}{suffix}"] = float(row[col])
-    scalars["mIoUK"] = float(rows[0]["mIoUK"])
+    scalars["class_mean_object_IoU"] = float(rows[0]["class_mean_object_IoU"])
     for p, (name, (lo, _)) in zip(cfg.percentiles, list(pct.items())[1:]):
         scalars[f"pct_edge@{float(p):.0f}"] = float(lo)
     return scalars, table
@@ -513,7 +513,9 @@ class SizeFamily(Family):
                                     f"of {split} classes{where}"),
                          MetricInfo(f"n_objects_{split}{suffix}", self.name, unit=COUNT, better=None, interval=False,
                                     definition=f"objects of {split} classes{where}")]
-        info.append(MetricInfo("mIoUK", self.name, interval=False, definition="class mean of the mean object IoU",
+        info.append(MetricInfo("class_mean_object_IoU", self.name, interval=False,
+                               definition="mean over classes of the mean object_IoU of the class's objects (zeg-eval's "
+                               "objects and false-positive shares; Wang et al.'s mIoU^K is segment_level's mIoUK)",
                                source="after Wang et al., NeurIPS 2023"))
         for p in cfg.percentiles:
             info.append(MetricInfo(f"pct_edge@{float(p):.0f}", self.name, unit=PIXELS, better=None, interval=False,
