@@ -22,7 +22,7 @@ from harness.run.records import RecordSet, read_tables
 from harness.run.scoring import score_model
 
 # Summary values that describe the data (counts, sizes, occlusion levels), not the prediction.
-DESCRIPTORS = ("n_", "pct_edge", "mean_occlusion", "occlusion_from_amodal_share", "amodal_share")
+DESCRIPTORS = ("n_", "pct_edge", "mean_occlusion", "occlusion_from_amodal_share", "amodal_share", "missed")
 # Error measures: a perfect prediction reads 0.
 ERRORS = ("mE_", "E_", "fp_blobs")
 

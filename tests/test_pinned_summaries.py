@@ -27,6 +27,7 @@ ADDED = {"all": {"mIoU_I", "mIoU_C", "mIoU_I_worst10", "mIoU_C_worst10",  # imag
 # which is Wang et al.'s name for a metric their code computes otherwise (segment_level's mIoUK).
 RENAMED = {"mIoUK": "class_mean_object_IoU"}
 SPLIT = re.compile(r"^(object_recall|object_IoU|n_objects)_(seen|unseen)(@.+)?$")
+MISSES = re.compile(r"^(missed|miss_[a-z_]+)(_seen|_unseen)?(@.+)?$")  # miss_attribution in `all` (tests/test_miss_attribution.py)
 
 
 # Metrics changed on purpose since the pins were made: iIoU follows cityscapesScripts (stop 18; every
@@ -36,7 +37,8 @@ CHANGED = re.compile(r"^iIoU(@.+)?$")
 
 
 def _added(protocol: str, name: str) -> bool:
-    return name in ADDED.get(protocol, set()) or bool(SPLIT.match(name))
+    return (name in ADDED.get(protocol, set()) or bool(SPLIT.match(name))
+            or (protocol == "all" and bool(MISSES.match(name))))
 
 
 def _same(a, b) -> bool:

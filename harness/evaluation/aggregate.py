@@ -39,7 +39,8 @@ def class_sums(pixel: pd.DataFrame, num_classes: int) -> dict[str, np.ndarray]:
 
 def class_info(dataset: DatasetSpec) -> ClassInfo:
     return ClassInfo(names=tuple(dataset.classes), unseen=dataset.unseen_mask if dataset.unseen else None,
-                     things=dataset.thing_mask, instance_sizes=dataset.instance_size_array)
+                     things=dataset.thing_mask, instance_sizes=dataset.instance_size_array,
+                     ignore_index=dataset.ignore_index)
 
 
 def apply_weights(tables: dict[str, pd.DataFrame], weights: pd.Series) -> dict[str, pd.DataFrame]:

@@ -55,6 +55,7 @@ class ClassInfo:
     unseen: np.ndarray | None = None   # bool [C], None when the dataset has no seen/unseen split
     things: np.ndarray | None = None   # bool [C], the classes that make objects (None: every class)
     instance_sizes: np.ndarray | None = None  # float [C], the iIoU weights' table (None: the data mean)
+    ignore_index: int = 255
 
     @property
     def num_classes(self) -> int:

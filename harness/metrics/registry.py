@@ -8,6 +8,7 @@ from __future__ import annotations
 from harness.metrics.boundary import BoundaryFamily
 from harness.metrics.family import Family
 from harness.metrics.image_level import ImageLevelFamily
+from harness.metrics.miss_attribution import MissAttributionFamily
 from harness.metrics.occlusion import OcclusionFamily
 from harness.metrics.segment_level import SegmentLevelFamily
 from harness.metrics.size import SizeFamily
@@ -20,6 +21,7 @@ FAMILIES: dict[str, Family] = {family.name: family for family in (
     OcclusionFamily(),
     ImageLevelFamily(),
     SegmentLevelFamily(),
+    MissAttributionFamily(),
 )}
 
 
