@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import yaml
 from helpers.cli import read_json, zeg_eval_inprocess
+from helpers.data import reference_prediction, score_reference_predictions
 from helpers.realdata import write_real_dataset
 
 from harness.data.dataset import load_dataset
@@ -17,33 +18,10 @@ from harness.metrics.segment_level import segment_level_summary, segment_rows
 REFERENCE = json.loads((Path(__file__).parent / "reference" / "jdtlosses_miouk.json").read_text())
 
 
-def _prediction(gt: np.ndarray, num_classes: int, kind: str) -> np.ndarray:
-    """The two predictions of the reference file (see its 'predictions')."""
-    base = np.where(gt == 255, 0, gt)
-    if kind == "shift7":
-        return np.roll(base, 7, axis=1)
-    out = base.copy()
-    half = gt.shape[1] // 2
-    out[:, :half] = (out[:, :half] + 1) % num_classes
-    return out
-
-
 @pytest.mark.parametrize("key", sorted(REFERENCE["values"]))
 def test_equals_jdtlosses_on_the_real_samples(key, tmp_path, capsys):
-    name, kind = key.split("/")
-    data = write_real_dataset(name, tmp_path / "data")
-    dataset = load_dataset(data)
-    preds = tmp_path / "pred"
-    preds.mkdir()
-    for stem in dataset.stems():
-        gt = dataset.load_label(stem).astype(np.int64)
-        write_label_png(preds / f"{stem}.png", _prediction(gt, dataset.num_classes, kind))
-    protocol = tmp_path / "p.yaml"
-    protocol.write_text(yaml.safe_dump({"name": "sl", "families": {"segment_level": {}}}))
-    rc, _, err = zeg_eval_inprocess(capsys, "run", protocol, "--data", data, "--predictions", f"m={preds}",
-                                    "--out", tmp_path / "run", "--workers", "0")
-    assert rc == 0, err
-    got = read_json(tmp_path / "run" / "summary.json")["m"]
+    sample, kind = key.split("/")
+    got = score_reference_predictions(sample, kind, {"segment_level": {}}, tmp_path, capsys)
     for metric, value in REFERENCE["values"][key].items():
         assert got[metric] == pytest.approx(value, rel=1e-6), metric
 
@@ -88,7 +66,7 @@ def test_without_instances_it_is_mIoU_C(tmp_path, capsys):
     preds = tmp_path / "pred"
     preds.mkdir()
     for stem in dataset.stems():
-        write_label_png(preds / f"{stem}.png", _prediction(dataset.load_label(stem).astype(np.int64),
+        write_label_png(preds / f"{stem}.png", reference_prediction(dataset.load_label(stem).astype(np.int64),
                                                            dataset.num_classes, "shift7"))
     protocol = tmp_path / "p.yaml"
     protocol.write_text(yaml.safe_dump({"name": "sl", "families": {"segment_level": {}, "image_level": {}}}))

@@ -29,22 +29,13 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
+from helpers.data import reference_prediction  # noqa: E402
 from helpers.realdata import REALDATA, write_real_dataset  # noqa: E402
 
 from harness.data.dataset import load_dataset  # noqa: E402
 
 OUT = HERE / "jdtlosses_miouk.json"
 SAMPLES = ("coco_panoptic2", "coco_stuff10", "ade20k3")
-
-
-def prediction(gt: np.ndarray, num_classes: int, kind: str) -> np.ndarray:
-    base = np.where(gt == 255, 0, gt).astype(np.int64)
-    if kind == "shift7":
-        return np.roll(base, 7, axis=1)
-    out = base.copy()
-    half = gt.shape[1] // 2
-    out[:, :half] = (out[:, :half] + 1) % num_classes
-    return out
 
 
 def panoptic_inputs(name: str, dataset, stem: str, gt: np.ndarray):
@@ -82,7 +73,7 @@ def main(checkout: str) -> None:
                     ids, segments = panoptic_inputs(name, dataset, stem, gt)
                     anno_map[f"{stem}.png"] = len(annos)
                     annos.append({"file_name": f"{stem}.png", "segments_info": segments})
-                    batches.append((stem, gt, ids, prediction(gt, dataset.num_classes, kind)))
+                    batches.append((stem, gt, ids, reference_prediction(gt, dataset.num_classes, kind)))
                 metric = mIoUKMetric(annos, anno_map, dataset.num_classes, ignore_index=255)
                 for stem, gt, ids, pred in batches:
                     metric.add(torch.from_numpy(pred)[None], torch.from_numpy(gt)[None], torch.from_numpy(ids)[None],
