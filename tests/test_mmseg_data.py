@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.data.dataset import load_dataset
+from harness.data.mmseg_config import dataset_from_mmseg_config as load_dataset
 
 pytestmark = pytest.mark.slow  # subprocesses, torch or mmseg: not in the fast loop
 

@@ -237,14 +237,14 @@ def _check_types(values: dict, lines: dict, path: Path) -> None:
 
 
 def load_dataset(path: str | Path) -> DatasetSpec:
-    """A dataset from a folder holding dataset.yaml, the yaml file itself, or an mmseg config (.py)."""
+    """A dataset from a folder holding dataset.yaml, or the yaml file itself (an mmseg config is
+    harness.data.mmseg_config's)."""
     path = Path(path)
     if not path.exists():
         raise UserError("data folder does not exist", path)
     if path.suffix == ".py":
-        from harness.data.mmseg_config import dataset_from_mmseg_config
-
-        return dataset_from_mmseg_config(path)
+        raise UserError("an mmseg config, not a dataset.yaml: read it with "
+                        "harness.data.mmseg_config.dataset_from_mmseg_config (zeg-eval run --data takes both)", path)
     yaml_path = path / "dataset.yaml" if path.is_dir() else path
     if not yaml_path.is_file():
         raise UserError("no dataset.yaml in the data folder", path)

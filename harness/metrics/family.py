@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
+from harness.metrics.resampling import Resampling
+
 if TYPE_CHECKING:
     import pandas as pd
 
-    from harness.metrics.context import ImageContext
-    from harness.metrics.resampling import Resampling
 
 PERCENT, COUNT, PER_IMAGE, PIXELS = "%", "count", "per image", "pixels"
 
@@ -89,7 +89,9 @@ class Family:
     config_type: ClassVar[type]
     tables: ClassVar[tuple[str, ...]] = ()   # record tables (besides `pixel` columns) it writes rows to
 
-    def image_tables(self, ctx: ImageContext, cfg) -> dict[str, dict[str, np.ndarray]]:
+    def image_tables(self, ctx, cfg) -> dict[str, dict[str, np.ndarray]]:
+        """ctx: the image's harness.metrics.context.ImageContext (not imported here: the context
+        reads the standard family, which is a Family)."""
         return {}
 
     def summarize(self, inputs: SummaryInputs, cfg) -> FamilySummary:

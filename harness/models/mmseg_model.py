@@ -19,7 +19,6 @@ Python and its custom_imports.
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.errors import SkipModel, UserError
@@ -34,27 +33,11 @@ from harness.models.base import (
     expand_vars,
     resolve_path,
 )
+from harness.models.mmseg_spec import MmsegSpec
 from harness.models.runtime import PRECISIONS, effective_precision
 
 LOADERS = ("mmseg", "zegclip")
 ALLOWED = {"name", "config", "checkpoint", "loader", "precision", "batch_size", "weights_only", "cfg_options"}
-
-
-@dataclass(frozen=True)
-class MmsegSpec:
-    name: str
-    config: Path
-    checkpoint: Path | None            # None: not given or its variable is unset
-    checkpoint_text: str = ""          # as written (before variables and lookup), for messages
-    loader: str = "mmseg"
-    precision: str = "fp32"
-    batch_size: int = 1
-    weights_only: bool = True
-    cfg_options: dict = field(default_factory=dict)
-
-    @property
-    def kind(self) -> str:
-        return "zegclip" if self.loader == "zegclip" else "mmseg"
 
 
 def config_files(config: Path) -> list[Path]:

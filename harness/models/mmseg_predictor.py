@@ -24,7 +24,7 @@ import torch
 from harness.data.dataset import DatasetSpec
 from harness.errors import UserError
 from harness.models.base import Runtime
-from harness.models.mmseg_model import MmsegSpec
+from harness.models.mmseg_spec import MmsegSpec
 from harness.models.runtime import autocast, pick_device, resolve_placeholders
 
 _DROPPED_STEPS = {"LoadImageFromFile", "LoadAnnotations", "LoadImageFromNDArray", "LoadBiomedicalAnnotation",

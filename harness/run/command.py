@@ -16,7 +16,7 @@ from harness.run.runner import run
 
 
 def resolve_data(data, protocol: Protocol) -> DatasetSpec:
-    """--data, else the protocol's `data:`: a dataset folder (or its yaml), or `sample`."""
+    """--data, else the protocol's `data:`: a dataset folder (or its yaml), an mmseg config, or `sample`."""
     if data is None and protocol.data is None:
         raise UserError("no data: give --data DIR (a folder with dataset.yaml) or 'sample'", protocol.path)
     if data is None:
@@ -24,6 +24,10 @@ def resolve_data(data, protocol: Protocol) -> DatasetSpec:
         data = _sample() if text == "sample" else resolve_path(text, protocol.path.parent if protocol.path else None)
     elif str(data) == "sample":
         data = _sample()
+    if Path(data).suffix == ".py" and Path(data).is_file():  # an mmseg dataset config
+        from harness.data.mmseg_config import dataset_from_mmseg_config
+
+        return dataset_from_mmseg_config(data)
     return load_dataset(data)
 
 
