@@ -42,18 +42,14 @@ from harness.metrics.family import (
 )
 from harness.metrics.histogram import label_counts
 from harness.metrics.resampling import ratio
-from harness.metrics.size import split_masks
+from harness.metrics.size import coco_buckets, split_masks
 
 SHARES = ("miss_still_correct", "miss_to_background", "miss_to_other_object", "miss_to_ignore")
 
 
-def _coco_buckets():
-    return {"small": (None, 32 ** 2), "medium": (32 ** 2, 96 ** 2), "large": (96 ** 2, None)}
-
-
 @dataclass(frozen=True)
 class MissAttributionConfig:
-    buckets: dict = field(default_factory=_coco_buckets)   # object area in pixels: [lo, hi)
+    buckets: dict = field(default_factory=coco_buckets)    # object area in pixels: [lo, hi)
     hit_threshold: float = 0.5                               # hit = pixel recall >= this
     connectivity: int = 8
 

@@ -45,7 +45,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def _coco_buckets():
+def coco_buckets():
+    """COCO's area ranges in pixels (small < 32², medium < 96², large), the default size buckets."""
     return {"small": (0.0, 32.0**2), "medium": (32.0**2, 96.0**2), "large": (96.0**2, None)}
 
 
@@ -56,7 +57,7 @@ def _relative_buckets():
 
 @dataclass(frozen=True)
 class SizeConfig:
-    buckets: dict = field(default_factory=_coco_buckets)          # area in pixels: [lo, hi)
+    buckets: dict = field(default_factory=coco_buckets)          # area in pixels: [lo, hi)
     relative_buckets: dict = field(default_factory=_relative_buckets)  # share of image: [lo, hi)
     percentiles: tuple = (100 / 3, 200 / 3)                         # dataset percentiles of object area
     hit_threshold: float = 0.5                                      # hit = pixel recall >= this
