@@ -75,6 +75,27 @@ def mean_of_lowest(values: np.ndarray, percent: float | None) -> float:
     return float(values.mean())
 
 
+def class_means(cls: np.ndarray, values: np.ndarray, num_classes: int, percent: float) -> tuple[np.ndarray, list]:
+    """Per class the mean of its rows' values ([C], NaN for a class with no row) and, for the classes
+    with rows, the mean of their worst `percent`% (mean_of_lowest): Wang et al.'s class-level means."""
+    cls = np.asarray(cls, dtype=np.int64)
+    values = np.asarray(values, dtype=np.float64)
+    per_class = np.full(num_classes, np.nan)
+    worst = []
+    for c in np.unique(cls):
+        of_class = values[cls == c]
+        per_class[c] = of_class.mean()
+        worst.append(mean_of_lowest(of_class, percent))
+    return per_class, worst
+
+
+def resampled_class_mean(resampling, rows, num_classes: int) -> np.ndarray:
+    """[B] percent: per class the resampled mean of its rows' `iou`, then the mean over the classes
+    with rows (the resampled form of class_means' per-class values, averaged)."""
+    sums = resampling.class_sums(rows.assign(one=1.0), ["iou", "one"], num_classes)
+    return 100 * nanmean_classes(ratio(sums["iou"], sums["one"]))
+
+
 def image_level_summary(image: np.ndarray, cls: np.ndarray, iou: np.ndarray, num_classes: int,
                         percent: float) -> tuple[dict[str, float], np.ndarray]:
     """Scalars (percent) and the per-class mean IoU [C] (NaN for classes in no ground truth) from the
@@ -84,12 +105,7 @@ def image_level_summary(image: np.ndarray, cls: np.ndarray, iou: np.ndarray, num
     iou = np.asarray(iou, dtype=np.float64)
     _, image_index = np.unique(image, return_inverse=True)
     per_image = (np.bincount(image_index, weights=iou) / np.bincount(image_index)) if iou.size else np.zeros(0)
-    per_class = np.full(num_classes, np.nan)
-    worst_class = []
-    for c in np.unique(cls):
-        values = iou[cls == c]
-        per_class[c] = values.mean()
-        worst_class.append(mean_of_lowest(values, percent))
+    per_class, worst_class = class_means(cls, iou, num_classes, percent)
     q = f"{percent:g}"
     scalars = {"mIoU_I": 100 * mean_of_lowest(per_image, None),
                f"mIoU_I_worst{q}": 100 * mean_of_lowest(per_image, percent),
@@ -129,9 +145,8 @@ class ImageLevelFamily(Family):
         rows_of_image = rows.groupby("image")["iou"].transform("size").to_numpy(dtype=np.float64)
         # Σ_i w_i * (image i's mean IoU) and Σ_i w_i over the images with classes
         image_sums = resampling.sums(rows, np.stack([iou / rows_of_image, 1 / rows_of_image], axis=1))
-        by_class = resampling.class_sums(rows.assign(one=1.0), ["iou", "one"], inputs.classes.num_classes)
         return {"mIoU_I": 100 * ratio(image_sums[:, 0], image_sums[:, 1]),
-                "mIoU_C": 100 * nanmean_classes(ratio(by_class["iou"], by_class["one"]))}
+                "mIoU_C": resampled_class_mean(resampling, rows, inputs.classes.num_classes)}
 
     def metrics(self, cfg: ImageLevelConfig) -> tuple[MetricInfo, ...]:
         q = f"{cfg.percent:g}"

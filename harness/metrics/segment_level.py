@@ -32,9 +32,7 @@ import numpy as np
 
 from harness.metrics.family import Family, FamilySummary, MetricInfo, SummaryInputs, check_number
 from harness.metrics.histogram import label_counts
-from harness.metrics.image_level import mean_of_lowest
-from harness.metrics.resampling import ratio
-from harness.metrics.standard import nanmean_classes
+from harness.metrics.image_level import class_means, resampled_class_mean
 
 SOURCE = "Wang et al., NeurIPS 2023 (JDTLosses af6c1f6, miouk_metric.py)"
 
@@ -97,14 +95,7 @@ def segment_level_summary(cls: np.ndarray, iou: np.ndarray, num_classes: int,
                           percent: float) -> tuple[dict[str, float], np.ndarray]:
     """mIoUK, mIoUK_worst<q> (percent) and the per-class mean segment IoU [C] (NaN for a class with no
     segment) from every segment's (class, iou)."""
-    cls = np.asarray(cls, dtype=np.int64)
-    iou = np.asarray(iou, dtype=np.float64)
-    per_class = np.full(num_classes, np.nan)
-    worst = []
-    for c in np.unique(cls):
-        values = iou[cls == c]
-        per_class[c] = values.mean()
-        worst.append(mean_of_lowest(values, percent))
+    per_class, worst = class_means(cls, iou, num_classes, percent)
     q = f"{percent:g}"
     scalars = {"mIoUK": 100 * float(np.nanmean(per_class)) if np.isfinite(per_class).any() else math.nan,
                f"mIoUK_worst{q}": 100 * float(np.mean(worst)) if worst else math.nan}
@@ -140,8 +131,7 @@ class SegmentLevelFamily(Family):
         rows = inputs.tables.get("segments")
         if rows is None or not len(rows):
             return {}
-        sums = resampling.class_sums(rows.assign(one=1.0), ["iou", "one"], inputs.classes.num_classes)
-        return {"mIoUK": 100 * nanmean_classes(ratio(sums["iou"], sums["one"]))}
+        return {"mIoUK": resampled_class_mean(resampling, rows, inputs.classes.num_classes)}
 
     def metrics(self, cfg: SegmentLevelConfig) -> tuple[MetricInfo, ...]:
         q = f"{cfg.percent:g}"
