@@ -154,24 +154,24 @@ def one(args) -> dict:
             "predict_seconds": timing["predict_seconds"], "run_info": entry.get("run_info"), **_peak()}
 
 
-class _Sleeper:
+def sleeping_model(labels: dict, ms: float):
     """A model that keeps the CPU free (as one running on a GPU): it sleeps `ms` per image and
     returns the ground truth, streamed from this process like a model with weights."""
+    from harness.models.base import Predictor
 
-    def __init__(self, labels: dict, ms: float):
-        from harness.models.base import Predictor
+    class SleepingModel(Predictor):
+        in_workers = False
 
-        self.predictor = type("SleepingModel", (Predictor,), {"in_workers": False, "stream": self._stream})()
-        self.labels, self.ms = labels, ms
+        def stream(self, stems):
+            for stem in stems:
+                time.sleep(ms / 1000)
+                yield stem, labels[stem]
 
-    def _stream(self, stems):
-        for stem in stems:
-            time.sleep(self.ms / 1000)
-            yield stem, self.labels[stem]
+    return SleepingModel()
 
 
 def simulated_gpu(args, dataset, tmp: Path) -> dict:
-    """Whole loop / model time - 1 with `_Sleeper`: the metrics' overhead on a GPU machine."""
+    """Whole loop / model time - 1 with `sleeping_model`: the metrics' overhead on a GPU machine."""
     from harness.evaluation.protocol import Protocol, family_config
     from harness.run.records import RecordSet
     from harness.run.scoring import score_model
@@ -180,7 +180,7 @@ def simulated_gpu(args, dataset, tmp: Path) -> dict:
     protocol = Protocol(name="bench", families={f: family_config(f) for f in args.families.split(",")})
     labels = {s: dataset.load_label(s).astype("uint8") for s in stems}
     records = RecordSet(tmp / "run", "m")
-    result = score_model(dataset, protocol, records, stems, predictor=_Sleeper(labels, args.sim_ms).predictor,
+    result = score_model(dataset, protocol, records, stems, predictor=sleeping_model(labels, args.sim_ms),
                          workers=args.workers)
     model_seconds = len(stems) * args.sim_ms / 1000
     return {"what": "simulated_gpu", "images": len(stems), "sim_ms_per_image": args.sim_ms,
