@@ -21,8 +21,12 @@ PROTOCOLS = HERE.parent / "protocols"
 # the image-level family (tests/test_image_level.py) in `all`; the object metrics per zero-shot
 # split (object_recall_unseen@small, ...; tests/test_metrics_size.py, test_metrics_occlusion.py) on
 # datasets with unseen classes.
+# boundary_IoU_padded (boundary-iou-api's border convention: tests/test_metrics_boundary_api.py) in
+# the protocols with the boundary family.
 ADDED = {"all": {"mIoU_I", "mIoU_C", "mIoU_I_worst10", "mIoU_C_worst10",  # image_level
-                 "mIoUK", "mIoUK_worst10"}}  # segment_level (Wang et al.'s own mIoU^K: tests/test_segment_level.py)
+                 "mIoUK", "mIoUK_worst10",  # segment_level (Wang et al.'s own mIoU^K: tests/test_segment_level.py)
+                 "boundary_IoU_padded"},
+         "boundary": {"boundary_IoU_padded"}}
 # Renamed since the pins were made: the size family's class mean of object IoU called itself mIoUK,
 # which is Wang et al.'s name for a metric their code computes otherwise (segment_level's mIoUK).
 RENAMED = {"mIoUK": "class_mean_object_IoU"}

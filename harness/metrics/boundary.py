@@ -74,7 +74,8 @@ ERROR_PARTS = ("fp_boundary", "fp_extent", "fp_segment", "fn_boundary", "fn_exte
 
 def count_columns(cfg: BoundaryConfig) -> tuple[str, ...]:
     """Names of the count columns `image_class_counts` returns for `cfg` (all int64)."""
-    cols = ["bnd_biou_intersect", "bnd_biou_union", "bnd_trimap_intersect", "bnd_trimap_union"]
+    cols = ["bnd_biou_intersect", "bnd_biou_union", "bnd_biou_padded_intersect", "bnd_biou_padded_union",
+            "bnd_trimap_intersect", "bnd_trimap_union"]
     for w in band_widths(cfg):
         cols += [f"bnd_band{w}_intersect", f"bnd_band{w}_union"]
     cols += ["bnd_err_tp"] + [f"bnd_err_{p}" for p in ERROR_PARTS]
@@ -372,6 +373,32 @@ def _region_counts(flags: _FlagCounts, widths: list[int], out: dict) -> None:
         out[f"bnd_band{w}_union"][:] = flags.gt(band=i) + flags.pred(P_VALID, band=i) - band_inter
 
 
+def _edge_strip(a: np.ndarray, d: int) -> np.ndarray:
+    """The values of `a` within d pixels of the image border (each pixel once), flattened: the top
+    and bottom rows, then the left and right columns between them."""
+    H, W = a.shape
+    r0, r1 = min(d, H), max(min(d, H), H - d)
+    c0, c1 = min(d, W), max(min(d, W), W - d)
+    return np.concatenate([a[:r0].ravel(), a[r1:].ravel(), a[r0:r1, :c0].ravel(), a[r0:r1, c1:].ravel()])
+
+
+def _padded_biou_counts(img: _Image, bands: _Bands, d: int, out: dict) -> None:
+    """Boundary IoU's counts with the image border as a boundary (boundary-iou-api's mask_to_boundary
+    pads each mask with zeros): within d pixels of the border every pixel of G_c (P_c) is in its
+    inner band, elsewhere the bands are the unpadded ones. So the padded counts are the unpadded
+    ones plus the border strip's pixels that only the padding puts in a band."""
+    gi, pi = _edge_strip(img.gi, d), _edge_strip(img.pi, d)
+    g_cls, p_cls, valid, tp = (_edge_strip(m, d) for m in (img.g_cls, img.p_cls, img.valid, img.tp))
+    g_inner, p_inner = _edge_strip(bands.g_inner, d), _edge_strip(bands.p_inner, d)
+    k = img.k
+    added_both = _count(gi[tp & ~(g_inner & p_inner)], k)   # on the strip both bands hold every TP pixel
+    added_g = _count(gi[g_cls & ~g_inner], k)
+    added_p = _count(pi[valid & p_cls & ~p_inner], k)
+    out["bnd_biou_padded_intersect"][:] = out["bnd_biou_intersect"] + added_both
+    # |G' ∪ P'| = |G'| + |P'| - |G' ∩ P'| with G' = G band + added_g, P' = P band + added_p
+    out["bnd_biou_padded_union"][:] = out["bnd_biou_union"] + added_g + added_p - added_both
+
+
 def _trimap_outer_band(img: _Image, fp: Pixels, fp_scored: np.ndarray, d: int, views: WindowViews):
     """Per class c: scored pixels predicted c, gt another value, with G_c within the (2d+1)²
     square: (G_d − G) ∩ P, the part of trimap IoU's union outside G ∩ G_d."""
@@ -604,6 +631,7 @@ def image_class_counts(gt: np.ndarray, pred: np.ndarray, classes: np.ndarray, ig
     bands = _bands(img, d, widths)
     flags = _FlagCounts(img, bands)
     _region_counts(flags, widths, out)
+    _padded_biou_counts(img, bands, d, out)
 
     # one padding of the maps serves every window test of the image
     views = WindowViews(img.shape, max(d, bw, int(math.floor(theta))))
@@ -643,7 +671,8 @@ def band_widths_in(sums: dict) -> list[int]:
 def per_class_metrics(sums: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Per-class metrics in percent from counts summed over images ([..., C] each; NaN = 0/0).
 
-    boundary_IoU = ΣI/ΣU of the boundary regions; trimap_IoU likewise; E_<kind>_oU = (FP_<kind> +
+    boundary_IoU = ΣI/ΣU of the boundary regions (boundary_IoU_padded: with the border as a boundary);
+    trimap_IoU likewise; E_<kind>_oU = (FP_<kind> +
     FN_<kind>) / (TP + FP + FN) with its FP and FN parts E_<kind>_oU_FP / _FN, so that
     IoU + E_boundary_oU + E_extent_oU + E_segment_oU = 100; E_<kind>_oU_renormed as beyond-iou's
     result.py; IoU@band<w>px; BF = mean over the images where the class is present of the per-image
@@ -652,6 +681,8 @@ def per_class_metrics(sums: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     if "bnd_biou_intersect" in sums:
         out["boundary_IoU"] = _ratio(sums["bnd_biou_intersect"], sums["bnd_biou_union"])
+    if "bnd_biou_padded_intersect" in sums:
+        out["boundary_IoU_padded"] = _ratio(sums["bnd_biou_padded_intersect"], sums["bnd_biou_padded_union"])
     if "bnd_trimap_intersect" in sums:
         out["trimap_IoU"] = _ratio(sums["bnd_trimap_intersect"], sums["bnd_trimap_union"])
     if "bnd_err_tp" in sums:
@@ -678,12 +709,12 @@ def per_class_metrics(sums: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 def summary(sums: dict[str, np.ndarray], unseen_mask=None) -> dict[str, np.ndarray]:
     """Class means (NaN classes skipped) of the per-class metrics, [...] each:
-    boundary_IoU, trimap_IoU, mE_<kind>_oU (+ _FP, _FN, _renormed), mIoU@band<w>px, mBF; and, when
+    boundary_IoU, boundary_IoU_padded, trimap_IoU, mE_<kind>_oU (+ _FP, _FN, _renormed), mIoU@band<w>px, mBF; and, when
     `unseen_mask` (bool [C]) marks at least one class, boundary_IoU_seen / boundary_IoU_unseen."""
     pc = per_class_metrics(sums)
     out: dict[str, np.ndarray] = {}
     for name, values in pc.items():
-        if name in ("boundary_IoU", "trimap_IoU"):
+        if name in ("boundary_IoU", "boundary_IoU_padded", "trimap_IoU"):
             key = name
         elif name.startswith("IoU@") or name.startswith("E_") or name == "BF":
             key = "m" + name
@@ -700,6 +731,7 @@ def summary(sums: dict[str, np.ndarray], unseen_mask=None) -> dict[str, np.ndarr
 # ---------------------------------------------------------------------------------------------
 # the family
 
+BOUNDARY_IOU_API = "boundary-iou-api (Cheng et al., CVPR 2021), github.com/bowenc0221/boundary-iou-api"
 BEYOND_IOU = "beyond-iou (Bernhard et al., WACV 2024), github.com/mxbh/beyond-iou"
 
 
@@ -728,6 +760,9 @@ class BoundaryFamily(Family):
         info = [MetricInfo("boundary_IoU", self.name, definition=f"class mean of the IoU of the regions within {d} "
                            "of each mask's boundary (the image border is not a boundary)",
                            source=BEYOND_IOU + "; Cheng et al., CVPR 2021"),
+                MetricInfo("boundary_IoU_padded", self.name, definition="boundary_IoU with the image border as a "
+                           "boundary: each mask is padded with zeros before its band is taken, as boundary-iou-api's "
+                           "mask_to_boundary does (detectron2 pads likewise)", source=BOUNDARY_IOU_API),
                 MetricInfo("boundary_IoU_seen", self.name, definition="boundary_IoU over the seen classes"),
                 MetricInfo("boundary_IoU_unseen", self.name, definition="boundary_IoU over the unseen classes"),
                 MetricInfo("trimap_IoU", self.name, definition=f"class mean of IoU inside the ground truth's band of {d}",

@@ -63,13 +63,19 @@ def boundary_and_trimap_iou(G, P, valid, d: int) -> dict[str, int]:
         Boundary IoU = |(G ∩ G_d) ∩ (P ∩ P_d)| / |(G ∩ G_d) ∪ (P ∩ P_d)|
         trimap IoU   = |(G ∩ G_d) ∩ P| / |(G ∩ G_d) ∪ (G_d ∩ P)|
 
-    counted on non-ignored pixels; the dataset sums numerators and denominators over images."""
+    counted on non-ignored pixels; the dataset sums numerators and denominators over images. The
+    `padded` counts are Boundary IoU's with the border a boundary (boundary-iou-api's convention)."""
     G_inner = G & ~ndi.binary_erosion(G, SQUARE3, iterations=d, border_value=1)
     P_inner = P & ~ndi.binary_erosion(P, SQUARE3, iterations=d, border_value=1)
     G_outer = ndi.binary_dilation(G, SQUARE3, iterations=d) & ~G
     G_d = G_inner | G_outer
+    # boundary_IoU_padded: the outside of the image is background, so the border is a boundary
+    G_padded = G & ~ndi.binary_erosion(G, SQUARE3, iterations=d, border_value=0)
+    P_padded = P & ~ndi.binary_erosion(P, SQUARE3, iterations=d, border_value=0)
     return {"bnd_biou_intersect": int((G_inner & P_inner & valid).sum()),
             "bnd_biou_union": int(((G_inner | P_inner) & valid).sum()),
+            "bnd_biou_padded_intersect": int((G_padded & P_padded & valid).sum()),
+            "bnd_biou_padded_union": int(((G_padded | P_padded) & valid).sum()),
             "bnd_trimap_intersect": int((G_inner & P & valid).sum()),
             "bnd_trimap_union": int(((G_inner | (G_d & P)) & valid).sum())}
 
