@@ -73,6 +73,9 @@ def _build_parser():
     coco.add_argument("annotations", help="e.g. annotations/instances_val2017.json")
     coco.add_argument("out", help="the dataset's instances folder (instances_dir of dataset.yaml)")
     coco.add_argument("--categories", help="JSON list of categories with isthing (panoptic files)")
+    coco.add_argument("--crowd-id", type=int, metavar="N",
+                      help="write crowd regions as id N (1..65535; then set crowd_id: N in dataset.yaml); "
+                           "default: crowd pixels stay 0 (no object)")
     # its own parser (harness.zegclip.text_embeddings) takes every argument after the command name
     sub.add_parser("zegclip-embed", add_help=False,
                    help="class text embeddings for any vocabulary (ZegCLIP text tower); --help for options")
@@ -123,8 +126,12 @@ def cmd_make_sample(args) -> int:
 def cmd_coco_instances(args) -> int:
     from harness.data.coco_instances import write_instance_maps
 
-    n = write_instance_maps(args.annotations, args.out, args.categories)
-    print(f"instance maps of {n} images in {args.out}")
+    if args.crowd_id is not None and not 0 < args.crowd_id < 2**16:
+        raise UserError(f"--crowd-id must be in 1..65535, not {args.crowd_id}")
+    n = write_instance_maps(args.annotations, args.out, args.categories, args.crowd_id)
+    crowds = (f"; crowd regions are id {args.crowd_id}: set crowd_id: {args.crowd_id} in dataset.yaml"
+              if args.crowd_id is not None else "; crowd regions left at 0 (no object)")
+    print(f"instance maps of {n} images in {args.out}{crowds}")
     return 0
 
 

@@ -4,8 +4,10 @@
 
 writes `<stem>.png` (uint16, 0 = no instance, 1..n) for every image of the JSON, in the folder
 layout of `harness.data.dataset` (`instances_dir`). Masks are decoded with pycocotools (polygons and
-RLE). Crowd annotations are left out (their pixels stay 0), and so are stuff segments when the
-categories say `isthing: 0` (panoptic-style files). Where instance masks overlap, the smaller one is
+RLE). Crowd annotations (`iscrowd: 1`) make no object: by default their pixels stay 0; with
+`--crowd-id N` they are written as id N (where no other instance lies), and dataset.yaml's
+`crowd_id: N` tells zeg-eval that id N is a crowd region, not an object. Stuff segments are left out
+when the categories say `isthing: 0` (panoptic-style files). Where instance masks overlap, the smaller one is
 drawn on top (a person in front of a bus stays visible); ids follow the annotation order.
 """
 from __future__ import annotations
@@ -20,8 +22,11 @@ from harness.errors import UserError
 from harness.files import atomic_write, check_component, inside
 
 
-def instance_maps(annotations_path: str | Path, categories_path: str | Path | None = None):
+def instance_maps(annotations_path: str | Path, categories_path: str | Path | None = None,
+                  crowd_id: int | None = None):
     """Yield (stem, HxW uint16 instance map) for every image of a COCO annotation file.
+
+    `crowd_id` (optional): the id crowd regions are written with (else they are left at 0).
 
     `categories_path` (optional): a JSON list of categories with `isthing` (e.g. COCO panoptic's
     panoptic_coco_categories.json) when the annotation file's own categories lack it."""
@@ -48,9 +53,13 @@ def instance_maps(annotations_path: str | Path, categories_path: str | Path | No
         raise UserError(f"categories must be a list of {{id, isthing}} ({_why(exc)})", categories_path or path) \
             from None
     by_image: dict[int, list] = {i: [] for i in images}
+    crowds: dict[int, list] = {i: [] for i in images}
     for ann in annotations:
         try:
-            if int(ann.get("iscrowd", 0)) or (things and int(ann["category_id"]) not in things):
+            if things and int(ann["category_id"]) not in things:
+                continue
+            crowd = bool(int(ann.get("iscrowd", 0)))
+            if crowd and crowd_id is None:
                 continue
             image_id = int(ann["image_id"])
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -58,7 +67,7 @@ def instance_maps(annotations_path: str | Path, categories_path: str | Path | No
                 from None
         if image_id not in images:
             raise UserError(f"annotation {_shown_id(ann)} of unknown image id {image_id}", path)
-        by_image[image_id].append(ann)
+        (crowds if crowd else by_image)[image_id].append(ann)
     for image_id, anns in by_image.items():
         stem, h, w = images[image_id]
         ids = np.zeros((h, w), dtype=np.uint16)
@@ -66,8 +75,11 @@ def instance_maps(annotations_path: str | Path, categories_path: str | Path | No
         for k, ann in enumerate(anns, start=1):
             m = _decode(ann, h, w, mask_utils, path)
             masks.append((int(m.sum()), k, m))
-        if len(masks) >= 65535:
-            raise UserError(f"image {image_id} has {len(masks)} instances; at most 65534 fit", path)
+        if len(masks) >= (crowd_id or 65535):
+            raise UserError(f"image {image_id} has {len(masks)} instances; ids 1..{(crowd_id or 65535) - 1} "
+                            "are free for them", path)
+        for ann in crowds[image_id]:  # under every instance: a crowd region is what no instance covers
+            ids[_decode(ann, h, w, mask_utils, path)] = crowd_id
         for _, k, m in sorted(masks, key=lambda t: (-t[0], t[1])):  # larger first, smaller on top
             ids[m] = k
         yield stem, ids
@@ -113,9 +125,9 @@ def _decode(ann: dict, h: int, w: int, mask_utils, path: Path) -> np.ndarray:
     return mask
 
 
-def write_instance_maps(annotations_path, out_dir, categories_path=None) -> int:
+def write_instance_maps(annotations_path, out_dir, categories_path=None, crowd_id: int | None = None) -> int:
     """Write every image's instance map as `<stem>.png`; returns the number of images."""
-    maps = instance_maps(annotations_path, categories_path)
+    maps = instance_maps(annotations_path, categories_path, crowd_id)
     first = next(maps, None)  # the file is checked before anything is written
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

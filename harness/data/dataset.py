@@ -6,10 +6,16 @@ Layout (paths in dataset.yaml are relative to its folder, or absolute):
                                ignore_index: 255, unseen: [names], things: [names],
                                reduce_zero_label: false, labels_dir: labels, images_dir: images,
                                instances_dir: instances, amodal_dir: amodal, label_suffix: .png,
-                               split_file: (optional list of stems, e.g. VOC's val.txt)
+                               split_file: (optional list of stems, e.g. VOC's val.txt),
+                               instance_ids: plain | cityscapes, crowd_id: (optional id)
     DATA/labels/<stem>.png     class ids (uint8/uint16), the ignore value where unlabelled
     DATA/images/<stem>.jpg|png optional for scoring (the runner needs it)
-    DATA/instances/<stem>.png  optional uint16 instance ids (0 = none)
+    DATA/instances/<stem>.png  optional uint16 instance ids: which ids are objects is `instance_ids`'
+                               convention (`object_ids`): plain (default) = every id > 0 is one
+                               object, except `crowd_id` (COCO crowd regions, see zeg-eval
+                               coco-instances --crowd-id); cityscapes = Cityscapes' *_instanceIds.png,
+                               classId * 1000 + k for objects, ids below 1000 (stuff, and the crowd
+                               or group regions of thing classes) are no object
     DATA/amodal/<stem>.npz     optional: `ids` (n,) instance ids and `masks` (n, H, W) amodal masks
 
 The mmseg layouts of the real datasets are the same thing with other folder names and suffixes
@@ -62,6 +68,8 @@ class DatasetSpec:
     # optional {class: mean object area in pixels}: the iIoU weights' table (Cityscapes' avgClassSize);
     # without it the weights use the mean area of each class's objects in the evaluated data
     instance_sizes: dict | None = None
+    instance_ids: str = "plain"   # which ids of an instance map are objects: see `object_ids`
+    crowd_id: int | None = None   # plain: the id of crowd regions (no object)
 
     @property
     def num_classes(self) -> int:
@@ -144,7 +152,7 @@ class DatasetSpec:
         instances = read_label_png(path)
         if shape is not None and instances.shape != tuple(shape):
             raise UserError(f"instance map is {_size(instances.shape)}, its label map {_size(shape)}", path)
-        return instances
+        return object_ids(instances, self.instance_ids, self.crowd_id)
 
     def load_amodal(self, stem: str, shape: tuple | None = None) -> dict[int, np.ndarray] | None:
         """{instance id: amodal mask} (None without a file); `shape`: the label map's, which every
@@ -183,12 +191,32 @@ def check_label_values(labels: np.ndarray, num_classes: int, ignore_index: int, 
         raise UserError(f"{what} value(s) {shown} out of range: {num_classes} classes, ignore {ignore_index}", path)
 
 
+INSTANCE_ID_CONVENTIONS = ("plain", "cityscapes")
+CITYSCAPES_FIRST_INSTANCE = 1000   # cityscapesScripts: ids >= 1000 are instances (classId * 1000 + k)
+
+
+def object_ids(instances: np.ndarray, convention: str = "plain", crowd_id: int | None = None) -> np.ndarray:
+    """The instance map with every pixel that belongs to no object set to 0; object ids unchanged.
+
+    plain: ids > 0 are objects, except `crowd_id` (a crowd region: its pixels keep their class in the
+    label map, so they still count for pixel metrics, but they make no object, as COCO's evaluation
+    does not match crowds to objects). cityscapes: ids >= 1000 are objects (classId * 1000 + k, as
+    cityscapesScripts' instance evaluation reads them); smaller ids are the class id of a region that
+    is no instance (stuff, or a crowd / group region of a thing class)."""
+    if convention == "cityscapes":
+        return np.where(instances >= CITYSCAPES_FIRST_INSTANCE, instances, 0).astype(instances.dtype, copy=False)
+    if crowd_id is not None and crowd_id > 0:
+        return np.where(instances == crowd_id, 0, instances).astype(instances.dtype, copy=False)
+    return instances
+
+
 # key: (accepted types, what to say). Types are checked, never coerced: 'no' is not false, and a
 # single name is not a list of its letters.
 _FIELD_TYPES = {"name": (str, "text"), "ignore_index": (int, "an integer"), "reduce_zero_label": (bool, "true or false"),
                 "labels_dir": (str, "a folder path"), "images_dir": ((str, type(None)), "a folder path"),
                 "instances_dir": ((str, type(None)), "a folder path"), "amodal_dir": ((str, type(None)), "a folder path"),
-                "label_suffix": (str, "text such as .png"), "split_file": ((str, type(None)), "a file path")}
+                "label_suffix": (str, "text such as .png"), "split_file": ((str, type(None)), "a file path"),
+                "instance_ids": (str, "plain or cityscapes"), "crowd_id": ((int, type(None)), "an instance id")}
 
 
 def _check_types(values: dict, lines: dict, path: Path) -> None:
@@ -231,6 +259,15 @@ def _check_types(values: dict, lines: dict, path: Path) -> None:
         if missing:
             fail("instance_sizes", f"must give every {'thing ' if values.get('things') else ''}class a size; "
                                    f"missing: {missing[:5]}")
+    convention = values.get("instance_ids", "plain")
+    if convention not in INSTANCE_ID_CONVENTIONS:
+        fail("instance_ids", f"must be one of {', '.join(INSTANCE_ID_CONVENTIONS)}, not {convention!r}"[:200])
+    crowd = values.get("crowd_id")
+    if crowd is not None:
+        if not 0 < crowd < 2**16:
+            fail("crowd_id", f"must be an instance id in 1..65535, not {crowd}")
+        if convention == "cityscapes":
+            fail("crowd_id", "does not apply to instance_ids: cityscapes (its crowd regions are the ids below 1000)")
     suffix = values.get("label_suffix", ".png")
     if "/" in suffix or "\\" in suffix or ".." in suffix:
         fail("label_suffix", f"must be a file-name ending such as .png, not {suffix!r}")
@@ -250,7 +287,7 @@ def load_dataset(path: str | Path) -> DatasetSpec:
         raise UserError("no dataset.yaml in the data folder", path)
     allowed = {"name", "preset", "classes", "ignore_index", "unseen", "things", "reduce_zero_label",
                "labels_dir", "images_dir", "instances_dir", "amodal_dir", "label_suffix", "split_file",
-               "instance_sizes"}
+               "instance_sizes", "instance_ids", "crowd_id"}
     raw, lines = load_yaml_mapping(yaml_path, allowed)
     root = yaml_path.parent
     values = {}
@@ -294,4 +331,6 @@ def load_dataset(path: str | Path) -> DatasetSpec:
         split_file=folder("split_file", None),
         instance_sizes=None if values.get("instance_sizes") is None else
         {str(k): float(v) for k, v in values["instance_sizes"].items()},
+        instance_ids=str(values.get("instance_ids", "plain")),
+        crowd_id=values.get("crowd_id"),
     )

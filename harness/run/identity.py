@@ -31,7 +31,11 @@ def model_identity(kind_identity: dict, protocol, dataset, condition: str) -> di
             "dataset": {"classes": list(dataset.classes), "ignore_index": dataset.ignore_index,
                         "reduce_zero_label": dataset.reduce_zero_label,
                         "things": None if dataset.things is None else list(dataset.things),
-                        "unseen": list(dataset.unseen)},
+                        "unseen": list(dataset.unseen),
+                        # which instance ids are objects; only when not the default, so that the
+                        # records of runs made before these settings existed stay valid
+                        **({"instance_ids": dataset.instance_ids} if dataset.instance_ids != "plain" else {}),
+                        **({"crowd_id": dataset.crowd_id} if dataset.crowd_id is not None else {})},
             "condition": condition, "records_version": RECORDS_VERSION}
 
 

@@ -102,7 +102,8 @@ def _dataset_entry(dataset: DatasetSpec) -> dict:
             "classes": list(dataset.classes), "unseen": list(dataset.unseen), "ignore_index": dataset.ignore_index,
             "reduce_zero_label": dataset.reduce_zero_label,
             "things": None if dataset.things is None else list(dataset.things),
-            "instance_sizes": dataset.instance_sizes}
+            "instance_sizes": dataset.instance_sizes, "instance_ids": dataset.instance_ids,
+            "crowd_id": dataset.crowd_id}
 
 
 def _run_model(spec, protocol, dataset, stems, options: RunOptions, out: Path, shard_key) -> None:
