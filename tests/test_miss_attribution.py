@@ -37,6 +37,19 @@ def run(tmp_path, capsys):
     return read_json(tmp_path / "run" / "summary.json")["m"], pd.read_csv(tmp_path / "run" / "per_class.csv")
 
 
+def test_confusion_table_by_hand(run, tmp_path):
+    table = pd.read_csv(tmp_path / "run" / "confusion.csv")
+    got = sorted(zip(table["class"], table["predicted_as"], table["pixels"], table["share"].round(9)))
+    # person's 9 object pixels: sky 4, dog 2; dog's 9: cat 6 (2 were the ignore value, no class)
+    assert got == sorted([("person", "sky", 4, round(100 * 4 / 9, 9)), ("person", "dog", 2, round(100 * 2 / 9, 9)),
+                          ("dog", "cat", 6, round(100 * 6 / 9, 9))])
+    unseen_into_seen = table[(table["split"] == "unseen") & (table["predicted_split"] == "seen")]
+    assert list(zip(unseen_into_seen["class"], unseen_into_seen["predicted_as"])) == [("dog", "cat")]
+    assert set(table["model"]) == {"m"} and set(table["condition"]) == {"clean"}
+    person = table[table["class"] == "person"]
+    assert list(person["predicted_as"]) == ["sky", "dog"]  # largest share first
+
+
 def test_shares_of_missed_objects_by_hand(run):
     s, _ = run
     assert s["missed"] == 2 and s["missed@small"] == 2 and s["missed@large"] == 0

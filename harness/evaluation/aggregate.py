@@ -23,6 +23,7 @@ class ModelSummary:
     scalars: dict          # metric name -> value (percent) or count
     per_class: pd.DataFrame  # one row per class of the dataset
     per_bucket: pd.DataFrame  # one row per (family, bucket kind, bucket)
+    confusion: pd.DataFrame | None = None  # one row per (family, class, class predicted instead)
 
 
 def class_sums(pixel: pd.DataFrame, num_classes: int) -> dict[str, np.ndarray]:
@@ -89,7 +90,7 @@ def summarize(tables: dict[str, pd.DataFrame], dataset: DatasetSpec, protocol: P
     scalars: dict[str, float] = {"n_images": n_images}
     per_class = pd.DataFrame({"class_id": np.arange(dataset.num_classes), "class": list(dataset.classes),
                               "split": np.where(dataset.unseen_mask, "unseen", "seen") if dataset.unseen else "all"})
-    buckets = []
+    buckets, confusions = [], []
     for name, family in FAMILIES.items():
         if name not in protocol.families:
             continue
@@ -99,5 +100,8 @@ def summarize(tables: dict[str, pd.DataFrame], dataset: DatasetSpec, protocol: P
             per_class[column] = values
         if result.per_bucket is not None:
             buckets.append(result.per_bucket.assign(family=name))
+        if result.confusion is not None:
+            confusions.append(result.confusion.assign(family=name))
     per_bucket = pd.concat(buckets, ignore_index=True) if buckets else pd.DataFrame()
-    return ModelSummary(scalars=scalars, per_class=per_class, per_bucket=per_bucket)
+    confusion = pd.concat(confusions, ignore_index=True) if confusions else None
+    return ModelSummary(scalars=scalars, per_class=per_class, per_bucket=per_bucket, confusion=confusion)

@@ -80,6 +80,7 @@ class FamilySummary:
     scalars: dict[str, float] = field(default_factory=dict)
     per_class: dict[str, np.ndarray] = field(default_factory=dict)  # column -> [C]
     per_bucket: pd.DataFrame | None = None                          # one row per bucket
+    confusion: pd.DataFrame | None = None   # one row per (class, class it was predicted as): confusion.csv
 
 
 class Family:

@@ -20,7 +20,10 @@ pixels). For the missed objects (not hits) of a bucket, each as one vote:
 
 Per class (per_class.csv): `most_confused_with`, the class that received most of the class's object
 pixels that were not predicted as the class itself, and `confused_share`, that share of all its object
-pixels (for an unseen class, the seen class it is most often taken for, when that is one).
+pixels (for an unseen class, the seen class it is most often taken for, when that is one). The whole
+table (confusion.csv): every (class, other class) with the share of the class's object pixels predicted
+as the other, and both classes' splits, so the unseen-into-seen confusion is one filter
+(`confusion_table`).
 """
 from __future__ import annotations
 
@@ -130,9 +133,8 @@ def attribution_summary(objects, cfg: MissAttributionConfig, unseen: np.ndarray 
     return out
 
 
-def most_confused(rows, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per class: the other class that received most of its object pixels ('' when none) and that
-    share (percent) of all its object pixels (NaN for a class without objects)."""
+def _confusion(rows, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(matrix [C, C] of object pixels of class c predicted as another class c', total object pixels [C])."""
     pred = rows["pred"].to_numpy(np.int64)
     cls = rows["class"].to_numpy(np.int64)
     pixels = rows["pixels"].to_numpy(np.float64)
@@ -140,10 +142,33 @@ def most_confused(rows, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     wrong = (pred != cls) & (pred >= 0) & (pred < num_classes)
     matrix = np.zeros((num_classes, num_classes))
     np.add.at(matrix, (cls[wrong], pred[wrong]), pixels[wrong])
+    return matrix, total
+
+
+def most_confused(rows, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per class: the other class that received most of its object pixels ('' when none) and that
+    share (percent) of all its object pixels (NaN for a class without objects)."""
+    matrix, total = _confusion(rows, num_classes)
     best = matrix.argmax(axis=1)
     share = np.where(total > 0, 100 * matrix[np.arange(num_classes), best] / np.where(total > 0, total, 1), np.nan)
     has = matrix.max(axis=1) > 0
     return np.where(has, best, -1), np.where(total > 0, np.where(has, share, 0.0), np.nan)
+
+
+def confusion_table(rows, names: tuple[str, ...], unseen: np.ndarray | None):
+    """One row per (class, other class it was predicted as) with object pixels of the class predicted so:
+    `pixels`, and `share` = 100 * pixels / all object pixels of the class; with each class's zero-shot
+    split (`split`, `predicted_split`: seen | unseen | all). The unseen-into-seen confusion is the rows
+    with split == "unseen" and predicted_split == "seen". Sorted by class, then by share, largest first."""
+    import pandas as pd  # summaries only: the metric workers never load pandas
+    n = len(names)
+    matrix, total = _confusion(rows, n)
+    cls, pred = np.nonzero(matrix)
+    split = np.where(np.asarray(unseen, bool), "unseen", "seen") if unseen is not None else np.full(n, "all")
+    table = pd.DataFrame({"class_id": cls, "class": np.asarray(names, dtype=object)[cls], "split": split[cls],
+                          "predicted_as": np.asarray(names, dtype=object)[pred], "predicted_split": split[pred],
+                          "pixels": matrix[cls, pred].astype(np.int64), "share": 100 * matrix[cls, pred] / total[cls]})
+    return table.sort_values(["class_id", "share"], ascending=[True, False], kind="stable").reset_index(drop=True)
 
 
 class MissAttributionFamily(Family):
@@ -177,7 +202,8 @@ class MissAttributionFamily(Family):
         scalars = attribution_summary(objects, cfg, inputs.classes.unseen)
         best, share = most_confused(rows, inputs.classes.num_classes)
         names = np.array(list(inputs.classes.names) + [""], dtype=object)
-        return FamilySummary(scalars=scalars, per_class={"most_confused_with": names[best], "confused_share": share})
+        return FamilySummary(scalars=scalars, per_class={"most_confused_with": names[best], "confused_share": share},
+                             confusion=confusion_table(rows, inputs.classes.names, inputs.classes.unseen))
 
     def resampled(self, inputs: SummaryInputs, cfg: MissAttributionConfig, resampling) -> dict[str, np.ndarray]:
         """Every share: the mean over the resampled missed objects (ratios of weighted sums)."""

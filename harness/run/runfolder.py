@@ -6,6 +6,8 @@
     RUN/summary.csv            one row per (model, condition)
     RUN/per_class.csv          one row per (model, condition, class)
     RUN/per_bucket.csv         one row per (model, condition, family, bucket kind, bucket)
+    RUN/confusion.csv          one row per (model, condition, family, class, class predicted instead),
+                               with a family that makes it (miss_attribution)
     RUN/records/<table>/model=<m>/condition=<c>/   per-image tables (harness.run.records)
     RUN/predictions/<model>/<condition>/<stem>.png label maps, with --save-predictions (clean: no
                                condition level: RUN/predictions/<model>/<stem>.png)
@@ -56,7 +58,7 @@ def _json(data) -> str:
 
 
 def write_outputs(run_dir: Path, summaries: dict[tuple[str, str], ModelSummary]) -> None:
-    """summary.json / .csv, per_class.csv and per_bucket.csv of {(model, condition): summary}."""
+    """summary.json / .csv, per_class.csv, per_bucket.csv (and confusion.csv) of {(model, condition): summary}."""
     import pandas as pd  # imported when needed: a run forks its metric workers before pandas is loaded
 
     run_dir = Path(run_dir)
@@ -70,7 +72,11 @@ def write_outputs(run_dir: Path, summaries: dict[tuple[str, str], ModelSummary])
     summary = pd.DataFrame([{"model": m, "condition": c, **s.scalars} for (m, c), s in summaries.items()])
     per_class = [s.per_class.assign(model=m, condition=c) for (m, c), s in summaries.items()]
     per_bucket = [s.per_bucket.assign(model=m, condition=c) for (m, c), s in summaries.items() if len(s.per_bucket)]
+    confusion = [s.confusion.assign(model=m, condition=c) for (m, c), s in summaries.items()
+                 if s.confusion is not None]
     frames = {"summary.csv": summary}
+    if confusion:
+        frames["confusion.csv"] = pd.concat(confusion, ignore_index=True)
     for name, parts in (("per_class.csv", per_class), ("per_bucket.csv", per_bucket)):
         frames[name] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"model": [], "condition": []})
     for name, frame in frames.items():
