@@ -85,3 +85,14 @@ def test_data_folder_that_does_not_exist(setup):
     tmp, _, pred, protocol = setup
     rc, _, err = zeg_eval("run", protocol, "--data", tmp / "nope", "--predictions", pred, "--out", tmp / "run")
     assert_one_line_error(rc, err, tmp / "nope", "does not exist")
+
+
+def test_text_embeddings_module_run_directly_gives_one_line():
+    """`python -m harness.zegclip.text_embeddings` (the module the docs' zegclip-embed runs) with a bad
+    argument: the command line's one-line error, not argparse's traceback (Python's own runpy warning
+    about the package importing the module may precede it)."""
+    proc = subprocess.run([sys.executable, "-m", "harness.zegclip.text_embeddings", "--bogus"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and "RuntimeWarning" not in line]
+    assert len(lines) == 1 and "zegclip-embed" in lines[0] and "required" in lines[0], proc.stderr

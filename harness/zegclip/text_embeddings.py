@@ -269,4 +269,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    raise SystemExit(main())
+    # through the command line's error handling: a bad argument is one line, not a traceback
+    from harness.cli import main as cli_main
+    raise SystemExit(cli_main(['zegclip-embed', *sys.argv[1:]]))
