@@ -25,7 +25,11 @@ def instance_maps(annotations_path: str | Path, categories_path: str | Path | No
 
     `categories_path` (optional): a JSON list of categories with `isthing` (e.g. COCO panoptic's
     panoptic_coco_categories.json) when the annotation file's own categories lack it."""
-    from pycocotools import mask as mask_utils
+    try:
+        from pycocotools import mask as mask_utils
+    except ImportError:  # not in the plain install: the extra 'coco' brings it
+        raise UserError("coco-instances needs the extra 'coco' (pip install 'zeg-eval[coco]'; "
+                        "not installed: pycocotools)") from None
 
     path = Path(annotations_path)
     if not path.is_file():

@@ -19,6 +19,7 @@ Python and its custom_imports.
 from __future__ import annotations
 
 import ast
+import importlib.util
 from pathlib import Path
 
 from harness.errors import SkipModel, UserError
@@ -37,6 +38,15 @@ from harness.models.mmseg_spec import MmsegSpec
 from harness.models.runtime import PRECISIONS, effective_precision
 
 LOADERS = ("mmseg", "zegclip")
+# The extra that installs the model stack (setup.cfg: extras_require.mmseg), and the modules it brings:
+# a plain `pip install zeg-eval` scores prediction folders and runs the baselines without them.
+EXTRA = "mmseg"
+EXTRA_MODULES = ("torch", "mmcv", "mmengine", "mmseg", "ftfy", "regex")
+
+
+def missing_modules(modules=EXTRA_MODULES) -> list[str]:
+    """The modules of the model stack that are not installed (found without importing them)."""
+    return [name for name in modules if importlib.util.find_spec(name) is None]
 ALLOWED = {"name", "config", "checkpoint", "loader", "precision", "batch_size", "weights_only", "cfg_options"}
 
 
@@ -157,6 +167,10 @@ class MmsegKind(ModelKind):
 
     def open(self, spec: MmsegSpec, dataset, runtime: Runtime) -> Predictor:
         self.check(spec)
+        missing = missing_modules()
+        if missing:
+            raise SkipModel(f"needs the extra '{EXTRA}' (pip install 'zeg-eval[{EXTRA}]'; "
+                            f"not installed: {', '.join(missing)})")
         if spec.checkpoint is None:
             raise SkipModel(f"no checkpoint (checkpoint: '{spec.checkpoint_text}' is empty"
                             + (" or its variable is unset)" if "$" in spec.checkpoint_text else ")"))
