@@ -140,7 +140,8 @@ def test_built_wheel_holds_the_defaults_and_runs_them_by_name(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=cwd, env={**os.environ, **env}, capture_output=True,
                           text=True)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.split() == [str(site / "harness" / "_shipped"), str(site / "harness/_shipped/protocols/all.yaml")]
+    packaged = site / "harness" / "_shipped"
+    assert proc.stdout.split() == [str(packaged), str(packaged / "protocols" / "all.yaml")]
     rc, out, err = zeg_eval_subprocess("run", "all", "--data", data, "--predictions", f"m={pred}", env=env, cwd=cwd)
     assert rc == 0, err
     assert summary(cwd / "runs" / "all")["m"]["mIoU"] == pytest.approx(100 * (12 / 16 + 240 / 244) / 2, abs=0.01)
