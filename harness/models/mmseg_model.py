@@ -38,6 +38,7 @@ from harness.models.mmseg_spec import MmsegSpec
 from harness.models.runtime import PRECISIONS, effective_precision
 
 LOADERS = ("mmseg", "zegclip")
+ALLOWED = {"name", "config", "checkpoint", "loader", "precision", "batch_size", "weights_only", "cfg_options"}
 # The extra that installs the model stack (setup.cfg: extras_require.mmseg), and the modules it brings:
 # a plain `pip install zeg-eval` scores prediction folders and runs the baselines without them.
 EXTRA = "mmseg"
@@ -47,7 +48,6 @@ EXTRA_MODULES = ("torch", "mmcv", "mmengine", "mmseg", "ftfy", "regex")
 def missing_modules(modules=EXTRA_MODULES) -> list[str]:
     """The modules of the model stack that are not installed (found without importing them)."""
     return [name for name in modules if importlib.util.find_spec(name) is None]
-ALLOWED = {"name", "config", "checkpoint", "loader", "precision", "batch_size", "weights_only", "cfg_options"}
 
 
 def config_files(config: Path) -> list[Path]:
