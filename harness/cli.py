@@ -130,6 +130,9 @@ def cmd_coco_instances(args) -> int:
 
 
 def cmd_zegclip_embed(args) -> int:
+    from harness.extras import require
+
+    require("mmseg", "zegclip-embed")
     from harness.zegclip.text_embeddings import main as embed_main  # imports torch/mmseg only here
 
     return embed_main(args)

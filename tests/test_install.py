@@ -181,3 +181,21 @@ def test_main_job_runs_without_the_model_stack(tmp_path):
     assert "not installed: torch, mmcv, mmengine, mmseg, ftfy, regex" in skipped[0]
     s = summary(tmp_path / "runs" / "small_targets")
     assert list(s) == ["oracle", "drop_small", "erode_2", "dilate_2", "seen_bias"] and s["oracle"]["mIoU"] == 100
+
+
+def test_commands_of_the_model_stack_without_it_are_one_line(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a, **k: None if name == "mmengine" else real(name, *a, **k))
+    rc, out, err = zeg_eval_inprocess(capsys, "zegclip-embed", "--classes", "a,b", "--weights", "w.pth",
+                                      "--out", tmp_path / "e.npy")
+    one_line_error(rc, err, "zegclip-embed needs the extra 'mmseg'", "not installed: mmengine")
+    config = tmp_path / "my_data.py"
+    config.write_text("test_dataloader = dict(dataset=dict(type='COCOStuffDataset'))\n")
+    protocol = tmp_path / "p.yaml"
+    protocol.write_text("name: p\nfamilies: {standard: {}}\n")
+    rc, out, err = zeg_eval_inprocess(capsys, "run", protocol, "--data", config, "--out", tmp_path / "run")
+    one_line_error(rc, err, str(config), "an mmseg dataset config needs the extra 'mmseg'", "mmengine")
+    assert not (tmp_path / "run").exists() and not (tmp_path / "e.npy").exists()

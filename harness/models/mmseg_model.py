@@ -19,9 +19,9 @@ Python and its custom_imports.
 from __future__ import annotations
 
 import ast
-import importlib.util
 from pathlib import Path
 
+from harness import extras
 from harness.errors import SkipModel, UserError
 from harness.files import digest_files, sha256_file
 from harness.models.base import (
@@ -39,15 +39,6 @@ from harness.models.runtime import PRECISIONS, effective_precision
 
 LOADERS = ("mmseg", "zegclip")
 ALLOWED = {"name", "config", "checkpoint", "loader", "precision", "batch_size", "weights_only", "cfg_options"}
-# The extra that installs the model stack (setup.cfg: extras_require.mmseg), and the modules it brings:
-# a plain `pip install zeg-eval` scores prediction folders and runs the baselines without them.
-EXTRA = "mmseg"
-EXTRA_MODULES = ("torch", "mmcv", "mmengine", "mmseg", "ftfy", "regex")
-
-
-def missing_modules(modules=EXTRA_MODULES) -> list[str]:
-    """The modules of the model stack that are not installed (found without importing them)."""
-    return [name for name in modules if importlib.util.find_spec(name) is None]
 
 
 def config_files(config: Path) -> list[Path]:
@@ -167,10 +158,9 @@ class MmsegKind(ModelKind):
 
     def open(self, spec: MmsegSpec, dataset, runtime: Runtime) -> Predictor:
         self.check(spec)
-        missing = missing_modules()
+        missing = extras.missing_message("mmseg")  # a plain install runs the other models
         if missing:
-            raise SkipModel(f"needs the extra '{EXTRA}' (pip install 'zeg-eval[{EXTRA}]'; "
-                            f"not installed: {', '.join(missing)})")
+            raise SkipModel(missing)
         if spec.checkpoint is None:
             raise SkipModel(f"no checkpoint (checkpoint: '{spec.checkpoint_text}' is empty"
                             + (" or its variable is unset)" if "$" in spec.checkpoint_text else ")"))
