@@ -44,7 +44,8 @@ def _build_parser():
     parser = OneLineParser(prog="zeg-eval", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="evaluate models on a dataset with a protocol")
-    run.add_argument("protocol", help="protocol YAML, e.g. protocols/small_targets.yaml")
+    run.add_argument("protocol", help="a shipped protocol by name (small_targets, occlusion, boundary, all) "
+                                      "or a protocol YAML file")
     run.add_argument("--data", help="dataset folder (with dataset.yaml), the yaml itself, or 'sample' "
                                     "(default: the protocol's data)")
     run.add_argument("--predictions", action="append", metavar="[NAME=]DIR",
@@ -136,6 +137,9 @@ def cmd_coco_instances(args) -> int:
 
 
 def cmd_zegclip_embed(args) -> int:
+    from harness.extras import require
+
+    require("mmseg", "zegclip-embed")
     from harness.zegclip.text_embeddings import main as embed_main  # imports torch/mmseg only here
 
     return embed_main(args)

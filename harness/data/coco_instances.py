@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from harness import extras
 from harness.data.imageio import write_label_png
 from harness.errors import UserError
 from harness.files import atomic_write, check_component, inside
@@ -30,6 +31,7 @@ def instance_maps(annotations_path: str | Path, categories_path: str | Path | No
 
     `categories_path` (optional): a JSON list of categories with `isthing` (e.g. COCO panoptic's
     panoptic_coco_categories.json) when the annotation file's own categories lack it."""
+    extras.require("coco", "coco-instances")  # not in the plain install
     from pycocotools import mask as mask_utils
 
     path = Path(annotations_path)

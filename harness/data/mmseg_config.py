@@ -11,12 +11,14 @@ from __future__ import annotations
 import inspect
 from pathlib import Path
 
+from harness import extras
 from harness.data.dataset import DatasetSpec, presets
 from harness.errors import UserError
 
 
 def dataset_from_mmseg_config(path: str | Path) -> DatasetSpec:
     path = Path(path)
+    extras.require("mmseg", "an mmseg dataset config", path)  # not in the plain install
     from mmengine.config import Config
 
     try:

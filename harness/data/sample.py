@@ -29,6 +29,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from harness.cache import cache_dir
 from harness.data.imageio import write_label_png
 from harness.errors import UserError
 
@@ -229,11 +230,10 @@ def make_sample(out: str | Path, config: SampleConfig = SampleConfig()) -> Path:
 
 
 def default_sample_dir(config: SampleConfig = SampleConfig()) -> Path:
-    """Where `data: sample` lives: $ZEG_EVAL_SAMPLE_DIR, else the user's cache folder."""
+    """Where `data: sample` lives: $ZEG_EVAL_SAMPLE_DIR, else zeg-eval's cache folder (harness.cache)."""
     if os.environ.get("ZEG_EVAL_SAMPLE_DIR"):
         return Path(os.environ["ZEG_EVAL_SAMPLE_DIR"])
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return cache / "zeg-eval" / f"sample-v{GENERATOR_VERSION}-seed{config.seed}-n{config.n_images}"
+    return cache_dir(f"sample-v{GENERATOR_VERSION}-seed{config.seed}-n{config.n_images}")
 
 
 def ensure_sample(config: SampleConfig = SampleConfig()) -> Path:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
+from harness import extras
 from harness.errors import SkipModel, UserError
 from harness.files import digest_files, sha256_file
 from harness.models.base import (
@@ -157,6 +158,9 @@ class MmsegKind(ModelKind):
 
     def open(self, spec: MmsegSpec, dataset, runtime: Runtime) -> Predictor:
         self.check(spec)
+        missing = extras.missing_message("mmseg")  # a plain install runs the other models
+        if missing:
+            raise SkipModel(missing)
         if spec.checkpoint is None:
             raise SkipModel(f"no checkpoint (checkpoint: '{spec.checkpoint_text}' is empty"
                             + (" or its variable is unset)" if "$" in spec.checkpoint_text else ")"))

@@ -13,6 +13,7 @@ from harness.run import runfolder
 from harness.run.distributed import distributed_from_env
 from harness.run.options import RunOptions, parse_shard
 from harness.run.runner import run
+from harness.shipped import find_protocol
 
 
 def resolve_data(data, protocol: Protocol) -> DatasetSpec:
@@ -57,7 +58,7 @@ def run_from_args(protocol_path, data, predictions, out, limit=None, workers=Non
                   device="auto", precision=None, batch_size=None, loader_workers=None, save_predictions=False,
                   shard=None, chunk_size=64) -> tuple[Path, dict]:
     """The `run` command; returns (run folder, summary.json's content)."""
-    protocol = load_protocol(protocol_path)
+    protocol = load_protocol(find_protocol(protocol_path))
     chosen = choose_models(protocol, models, predictions)
     if limit is not None and limit < 1:
         raise UserError("--limit must be at least 1")

@@ -21,6 +21,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+from harness import __version__
 from harness.errors import UserError
 from harness.files import atomic_write_text
 
@@ -33,8 +34,8 @@ def now() -> str:
 
 
 def versions() -> dict:
-    out = {"python": platform.python_version()}
-    for package in ("zeg-eval", "numpy", "pandas", "opencv-python", "connected-components-3d", "torch",
+    out = {"python": platform.python_version(), "zeg-eval": __version__}  # the code that ran, installed or not
+    for package in ("numpy", "pandas", "opencv-python", "connected-components-3d", "torch",
                     "mmengine", "mmcv", "mmsegmentation"):
         try:
             out[package] = metadata.version(package)

@@ -18,11 +18,13 @@ from typing import Dict, Mapping, Optional
 import numpy as np
 import torch
 
-_REPO = Path(__file__).resolve().parents[2]
+from harness import shipped
+
+_SHIPPED = shipped.root()  # the checkout, or the installed package's copy of it
 # Layout list + reference outputs (copies of the shared facts, kept in the repository).
 DEFAULT_FACTS_DIR = Path(os.environ.get('ZEGCLIP_FACTS_DIR',
-                                        _REPO / 'third_party' / 'zegclip' / 'parity'))
-COCO_INDUCTIVE_CONFIG = _REPO / 'configs/zegclip/zegclip_vitb16_512x512_coco-stuff171_inductive.py'
+                                        _SHIPPED / 'third_party' / 'zegclip' / 'parity'))
+COCO_INDUCTIVE_CONFIG = _SHIPPED / 'configs/zegclip/zegclip_vitb16_512x512_coco-stuff171_inductive.py'
 
 
 def recipe_state_dict(shapes: Mapping[str, list], seed: int = 915) -> Dict[str, torch.Tensor]:

@@ -32,15 +32,17 @@ from .checkpoint import CheckpointError, compare_state_dict
 SETTINGS = ('inductive', 'transductive', 'fully')
 _AMP_DTYPES = {'bf16': torch.bfloat16, 'bfloat16': torch.bfloat16,
                'fp16': torch.float16, 'float16': torch.float16}
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def resolve_data_path(path: Union[str, os.PathLike]) -> Path:
-    """A data path as given; if relative and absent, relative to the repository root."""
+    """A data path as given; if relative and absent, relative to the shipped defaults' root (the
+    checkout, or the installed package's copy: harness.shipped), where ``third_party/...`` lies."""
+    from harness.shipped import root
+
     p = Path(path).expanduser()
     if p.is_absolute() or p.exists():
         return p
-    candidate = REPO_ROOT / p
+    candidate = root() / p
     return candidate if candidate.exists() else p
 
 
@@ -68,10 +70,10 @@ class ZegCLIP(EncoderDecoder):
             ``ZegCLIPTextEncoder``, ``ZegCLIPHead``).
         class_names: all test classes in label order.
         text_embedding: .npy (C x D) of class embeddings (e.g. the upstream files); relative paths
-            are also looked up from the repository root. If None, the matrix is computed from
+            are also looked up in the shipped defaults (harness.shipped). If None, the matrix is computed from
             ``class_names`` and ``templates`` with the text encoder at first use (after weights
             are loaded) and cached under ``text_embedding_cache_dir`` (default
-            ``$ZEG_CACHE/zegclip_text`` or ``.zeg_cache/zegclip_text``), keyed by the text-encoder
+            ``zegclip_text/`` in zeg-eval's cache folder, harness.cache), keyed by the text-encoder
             weights, the names and the templates.
         templates: 'single', 'multi' or a list of templates, for computing the matrix.
         seen_idx, unseen_idx: class ids of the zero-shot split (informative; ``seen_idx`` also

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Union
@@ -112,7 +111,9 @@ def module_fingerprint(module: torch.nn.Module) -> str:
 
 
 def default_cache_dir() -> Path:
-    return Path(os.environ.get('ZEG_CACHE', '.zeg_cache')) / 'zegclip_text'
+    """zeg-eval's cache folder (``$ZEG_EVAL_CACHE``, else the user's cache folder: harness.cache)."""
+    from harness.cache import cache_dir
+    return cache_dir('zegclip_text')
 
 
 def cached_class_embeddings(text_encoder: torch.nn.Module, class_names: Sequence[str],
