@@ -270,6 +270,8 @@ def main(argv=None) -> int:
 
 
 if __name__ == '__main__':
-    # through the command line's error handling: a bad argument is one line, not a traceback
-    from harness.cli import main as cli_main
-    raise SystemExit(cli_main(['zegclip-embed', *sys.argv[1:]]))
+    try:
+        raise SystemExit(main())
+    except UserError as exc:  # a bad argument: one line, as `zeg-eval zegclip-embed` prints it
+        print(f'zeg-eval: error: {exc}', file=sys.stderr)
+        raise SystemExit(2) from None
