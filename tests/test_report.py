@@ -343,3 +343,29 @@ def test_single_model_run_with_one_family(runs, tmp_path):
     assert not [k for k in cells if k[0] == "delta"]
     summary = json.loads((runs["run_std"] / "summary.json").read_text())["blind"]
     assert float(cells[("value", "hIoU", "blind")][0]) == pytest.approx(summary["hIoU"], rel=1e-12)
+
+
+ODD_CLASSES = ["sky", "road", "$x^^2$ car", "<b>person</b>", "=1+1"]
+
+
+def test_names_are_data_in_html_figures_and_csv(tmp_path):
+    """Class names holding HTML, mathtext and spreadsheet formulas are shown as typed, never run."""
+    data, preds = make_data(tmp_path / "odd", classes=CLASSES)
+    (data / "dataset.yaml").write_text("name: odd\nclasses: " + json.dumps(ODD_CLASSES)
+                                       + "\nunseen: " + json.dumps(ODD_CLASSES[-2:]) + "\n")
+    (tmp_path / "p.yaml").write_text("name: odd\nfamilies:\n  standard: {}\n  size: {}\n")
+    run_dir = tmp_path / "run$1"
+    run_from_args(tmp_path / "p.yaml", data, [f"good={preds['good']}", f"blind={preds['blind']}"], run_dir,
+                  workers=1)
+    res = report([run_dir], tmp_path / "rep", n_boot=20, gallery_objects=0, gallery_worst=0)
+    page = res["html"].read_text()
+    assert "<b>person</b>" not in page and "&lt;b&gt;person&lt;/b&gt;" in page
+    assert "run$1" in page
+    raw = (tmp_path / "rep/per_class.csv").read_text()
+    assert "'=1+1" in raw and ",=1+1" not in raw
+    assert "$x^^2$ car" in raw  # not a formula: left as is
+    per_class = pd.read_csv(tmp_path / "rep/per_class.csv")
+    assert set(per_class["class"]) == {"sky", "road", "$x^^2$ car", "<b>person</b>", "'=1+1"}
+    # numbers stay numbers (a negative delta is not a formula)
+    long = pd.read_csv(tmp_path / "rep/summary_long.csv")
+    assert long["delta"].dtype == np.float64 and (long["delta"] < 0).any()

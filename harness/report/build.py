@@ -15,6 +15,7 @@ import pandas as pd
 from harness.errors import UserError
 from harness.report import gallery as gallery_mod
 from harness.report import plots
+from harness.report.names import csv_safe
 from harness.report.runs import ModelRun, load_runs
 from harness.report.stats import (
     FAMILY_ORDER,
@@ -317,15 +318,17 @@ def build_report(paths, out_dir, options: Options | None = None) -> dict:
         raise UserError(f"cannot create the output folder ({exc.strerror})", out) from None
     csvs = tables(data)
     for name, frame in csvs.items():
-        frame.to_csv(out / name, index=False)
+        csv_safe(frame).to_csv(out / name, index=False)
     t2 = time.perf_counter()
     entries = data["entries"]
     col = plots.colors([e.label for e in entries])
-    figures = [f for f in (plots.size_buckets(entries, col), plots.band_curve(entries, col),
-                           plots.occlusion_curves(entries, col), plots.seen_unseen(entries, col),
-                           plots.error_breakdown(entries, col),
-                           plots.small_object_heatmap(entries, csvs["small_objects.csv"], options.heatmap_classes))
-               if f is not None]
+    with plots.style():  # names are drawn as text (no mathtext), legible fonts
+        figures = [f for f in (plots.size_buckets(entries, col), plots.band_curve(entries, col),
+                               plots.occlusion_curves(entries, col), plots.seen_unseen(entries, col),
+                               plots.error_breakdown(entries, col),
+                               plots.small_object_heatmap(entries, csvs["small_objects.csv"],
+                                                          options.heatmap_classes))
+                   if f is not None]
     t3 = time.perf_counter()
     gallery = gallery_mod.build_gallery(entries, data["base"], options.gallery_objects, options.gallery_worst)
     t4 = time.perf_counter()

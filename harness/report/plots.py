@@ -6,6 +6,7 @@ record, or None when no model has the metrics it needs (the page then says which
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import math
 import re
@@ -30,6 +31,16 @@ class Figure:
     title: str
     png_b64: str
     caption: str = ""
+
+
+@contextlib.contextmanager
+def style():
+    """The figures' matplotlib settings: text is never parsed as mathtext (a class or model name
+    holding `$` is drawn as typed; see harness.report.names), and fonts readable at page width."""
+    with plt.rc_context({"text.parse_math": False, "font.size": 11, "axes.titlesize": 12,
+                         "axes.labelsize": 11, "legend.fontsize": 10, "xtick.labelsize": 10,
+                         "ytick.labelsize": 10}):
+        yield
 
 
 def colors(labels) -> dict:
