@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -172,6 +170,8 @@ def test_bootstrap_matches_resampling_the_records(runs):
     assert {"mIoU", "hIoU", "boundary_IoU", "mIoU@band4px", "object_recall@small", "object_IoU@medium",
             "fp_blobs_per_image", "object_recall@occ_none", "mE_segment_oU"} <= set(dists)
     pixel, objects = model.tables["pixel"], model.tables["objects"]
+    class_iou = boot.class_iou(model)
+    assert class_iou.shape == (15, len(CLASSES))
     stems = boot.stems
     for b in range(15):
         counts = dict(zip(stems, boot.weights[b].astype(int)))
@@ -183,6 +183,10 @@ def test_bootstrap_matches_resampling_the_records(runs):
         small = rep(objects)
         small = small[small["area"] < 32 ** 2]
         assert dists["object_recall@small"][b] == pytest.approx(100 * small["hit"].mean(), rel=1e-9)
+        # per-class IoU (the per-class table's delta intervals) under the same draw
+        i, p, lab = (sums[c].astype(float) for c in standard.COUNT_COLUMNS)
+        with np.errstate(all="ignore"):
+            np.testing.assert_allclose(class_iou[b], 100 * i / (p + lab - i), rtol=1e-12, equal_nan=True)
     # Seeded: the same draws again; rows are multinomial resamples of all images.
     np.testing.assert_array_equal(draw_weights(6, 15, 3), boot.weights)
     assert (boot.weights.sum(axis=1) == len(stems)).all()
@@ -305,33 +309,87 @@ def test_command_line(runs, tmp_path, capsys):
         command(parser.parse_args([]))
 
 
+def chrome(width: int, height: int):
+    """Debian's Chromium driven by selenium through Debian's chromedriver (nothing is downloaded)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver_path = shutil.which("chromedriver")
+    assert chromium and driver_path, "apt-get install -y chromium chromium-driver (the browser test needs both)"
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--no-first-run",
+                 f"--window-size={width},{height}"):
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    return webdriver.Chrome(service=Service(driver_path), options=opts)
+
+
+def visible_rows(driver, table_id: str) -> list[str]:
+    return driver.execute_script(
+        "return Array.from(document.getElementById(arguments[0]).tBodies[0].rows)"
+        ".filter(r => r.style.display !== 'none').map(r => r.getAttribute('data-name') || r.cells[0].textContent);",
+        table_id)
+
+
 @pytest.mark.slow
 def test_page_in_headless_chromium(runs, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    assert chromium, "headless Chromium is required for this test: apt-get install -y chromium"
+    from selenium.webdriver.common.by import By
+
     res = report([runs["run1"], runs["run2"]], tmp_path / "web", baseline="coarse")
     url = res["html"].resolve().as_uri()
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", "--hide-scrollbars",
-             "--enable-logging=stderr", "--v=0"]
-    shot = tmp_path / "shot.png"
-    with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run([chromium, *flags, f"--user-data-dir={profile}", "--window-size=1280,2400",
-                               f"--screenshot={shot}", url], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    console = [line for line in proc.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
-    assert not console, "the page logged to the console:\n" + "\n".join(console)
-    img = cv2.imread(str(shot))
-    assert img is not None and img.shape[0] >= 2000 and img.shape[1] >= 1200
-    assert img.std() > 20 and len(np.unique(img.reshape(-1, 3), axis=0)) > 200, "blank screenshot"
-    # The page's script ran to its end (it marks <body data-ready="1">) and built the table.
-    with tempfile.TemporaryDirectory() as profile:
-        dom = subprocess.run([chromium, *flags, f"--user-data-dir={profile}", "--dump-dom", url],
-                             capture_output=True, text=True, timeout=120)
-    assert dom.returncode == 0
-    assert 'data-ready="1"' in dom.stdout
-    assert not [line for line in dom.stderr.splitlines() if ":CONSOLE" in line or "Uncaught" in line]
-    assert dom.stdout.count('data-metric="mIoU"') == 2 * 4 - 1
+    driver = chrome(1440, 900)
+    try:
+        driver.get(url)
+        assert driver.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1"  # the script ran
+        assert not [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+        # the first screen holds the answer: the headline's first delta lies within 900 px
+        first = driver.find_element(By.CSS_SELECTOR, "[data-h-delta]")
+        assert first.is_displayed() and first.rect["y"] < 900
+        every = visible_rows(driver, "summary-table")
+        assert "mIoU" in every and "mE_boundary_oU_FP" not in every  # parts folded
+        total = len(driver.find_elements(By.CSS_SELECTOR, "#summary-table tbody tr"))
+        # search narrows the rows to matching metrics
+        driver.find_element(By.ID, "metric-search").send_keys("band")
+        rows = visible_rows(driver, "summary-table")
+        assert rows and len(rows) < len(every) and all("band" in r for r in rows)
+        driver.find_element(By.ID, "metric-search").clear()
+        driver.execute_script("document.getElementById('metric-search').dispatchEvent(new Event('input'))")
+        assert visible_rows(driver, "summary-table") == every
+        # significant only: the rows whose deltas are emphasised, sub-metrics included
+        driver.find_element(By.ID, "sig-only").click()
+        sig = visible_rows(driver, "summary-table")
+        expected = {r["metric"] for r in res["data"]["rows"] if r["sig"]}
+        assert set(sig) == expected and 0 < len(sig) < total
+        driver.find_element(By.ID, "sig-only").click()
+        # a family, then unfolding a metric's parts
+        driver.execute_script("var s = document.getElementById('famfilter'); s.value = 'boundary';"
+                              "s.dispatchEvent(new Event('change'));")
+        boundary = visible_rows(driver, "summary-table")
+        assert "boundary_IoU" in boundary and "mIoU" not in boundary
+        driver.find_element(By.CSS_SELECTOR, 'button[data-fold="mE_boundary_oU"]').click()
+        unfolded = visible_rows(driver, "summary-table")
+        assert set(unfolded) - set(boundary) == {"mE_boundary_oU_FP", "mE_boundary_oU_FN", "mE_boundary_oU_renormed"}
+        # the per-class table sorts by the gap (a delta column)
+        head = driver.find_element(By.XPATH, "//table[@id='per-class-table']//th[starts-with(., 'Δ run1/good')]")
+        head.click()
+        gaps = driver.execute_script(
+            "var t = document.getElementById('per-class-table'); var i = arguments[0].cellIndex;"
+            "return Array.from(t.tBodies[0].rows).map(r => parseFloat(r.cells[i].getAttribute('data-sort')));", head)
+        assert gaps == sorted(gaps, reverse=True) and len(gaps) == len(CLASSES)
+        # a phone: no horizontal page scroll (tables scroll inside their boxes)
+        driver.set_window_size(390, 844)
+        width = driver.execute_script("return window.innerWidth")
+        assert width <= 390
+        assert driver.execute_script("return document.documentElement.scrollWidth") <= width
+        wide = driver.execute_script(
+            "return Array.from(document.querySelectorAll('body *')).filter(e => e.closest('.scroll') === null"
+            " && e.getBoundingClientRect().right > window.innerWidth + 1).map(e => e.tagName + '.' + e.className)")
+        assert not wide, wide
+    finally:
+        driver.quit()
 
 
 def test_single_model_run_with_one_family(runs, tmp_path):
@@ -369,3 +427,136 @@ def test_names_are_data_in_html_figures_and_csv(tmp_path):
     # numbers stay numbers (a negative delta is not a formula)
     long = pd.read_csv(tmp_path / "rep/summary_long.csv")
     assert long["delta"].dtype == np.float64 and (long["delta"] < 0).any()
+
+
+def test_number_formats_follow_the_metric_unit():
+    from harness.metrics.family import COUNT, PER_IMAGE, MetricInfo
+    from harness.report import formats
+
+    pct = MetricInfo("mIoU", "standard")
+    count = MetricInfo("n_objects", "size", unit=COUNT, better=None, interval=False)
+    rate = MetricInfo("fp_blobs_per_image", "size", unit=PER_IMAGE, better="lower")
+    share = MetricInfo("miss_to_background", "miss_attribution", better=None, interval=True)
+    constant = MetricInfo("mean_occlusion", "occlusion", better=None, interval=False)
+    assert formats.value_text(-0.001, pct) == "0.00"          # never -0.00
+    assert formats.value_text(12.345, pct) == "12.35" or formats.value_text(12.345, pct) == "12.34"
+    assert formats.value_text(1234567.0, count) == "1,234,567"
+    assert formats.value_text(0.12345, rate) == "0.123"
+    assert formats.value_text(None, pct) == "absent" and formats.value_text(float("nan"), pct) == "n/a"
+    assert formats.delta_text(0.004, pct) == "0.00" and formats.delta_text(-0.004, pct) == "0.00"  # never +/-0.00
+    assert formats.delta_text(0.006, pct) == "+0.01" and formats.delta_text(-1.5, pct) == "-1.50"
+    assert formats.rounds_to_zero(-0.004, pct) and not formats.rounds_to_zero(0.006, pct)
+    assert formats.interval_text(-0.5, 0.25, pct, signed=True) == "[-0.50, +0.25]"
+    assert formats.interval_text(float("nan"), 1.0, pct) == ""
+    assert not formats.has_delta(count) and not formats.has_delta(constant)
+    assert formats.has_delta(pct) and formats.has_delta(rate) and formats.has_delta(share)
+
+
+class Marked(HTMLParser):
+    """Every element carrying one of the given attributes: attribute value -> [(attrs, text)]."""
+
+    def __init__(self, attr):
+        super().__init__()
+        self.attr, self.found, self._stack = attr, [], []
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self._stack.append((tag, a, []))
+
+    def handle_data(self, data):
+        for _, _, text in self._stack:
+            text.append(data)
+
+    def handle_endtag(self, tag):
+        while self._stack:
+            t, a, text = self._stack.pop()
+            if self.attr in a:
+                self.found.append((a, "".join(text).strip()))
+            if t == tag:
+                break
+
+
+def marked(html: str, attr: str) -> list:
+    p = Marked(attr)
+    p.feed(html)
+    return p.found
+
+
+def test_headline_panel_answers_first(runs, tmp_path):
+    res = report([runs["run1"]], tmp_path / "h", gallery_objects=0, gallery_worst=0)
+    html = res["html"].read_text()
+    s = json.loads((runs["run1"] / "summary.json").read_text())
+    # the panel comes before the full table and the provenance
+    assert html.index('id="headline"') < html.index('id="summary"') < html.index('id="runs"')
+    assert "<details><summary>1 run:" in html   # provenance folded
+    values = {(a["data-h-metric"], a["data-h-model"]): (a["data-sort"], t) for a, t in marked(html, "data-h-metric")}
+    shown = {m for m, _ in values}
+    assert shown == {"object_recall@small", "mIoU_unseen", "hIoU", "boundary_IoU", "mIoU"}  # occ_gt50 has no object
+    for (metric, model), (sort, text) in values.items():
+        assert float(sort) == pytest.approx(s[model][metric], rel=1e-12)
+        assert text == f"{s[model][metric]:.2f}"
+    deltas = {a["data-h-delta"]: (a["data-sort"], t) for a, t in marked(html, "data-h-delta")}
+    for metric, (sort, text) in deltas.items():
+        d = s["coarse"][metric] - s["good"][metric]
+        assert float(sort) == pytest.approx(d, rel=1e-12)
+        assert text == (f"{d:+.2f}" if round(abs(d), 2) else "0.00")
+    # what the numbers rest on: the bucket's objects (from the run's own n_objects@small)
+    n_small = int(s["good"]["n_objects@small"])
+    assert f"{n_small} objects" in html
+    # the toy data has few unseen classes (2): that is flagged; a small-object bucket of n_small
+    # objects is flagged only when n_small is under the threshold
+    loose = report([runs["run1"]], tmp_path / "h1", gallery_objects=0, gallery_worst=0, n_boot=20,
+                   min_objects=n_small)["html"].read_text()
+    assert {a["data-small"] for a, _ in marked(loose, "data-small")} == {"mIoU_unseen", "hIoU"}
+    strict = report([runs["run1"]], tmp_path / "h2", gallery_objects=0, gallery_worst=0, n_boot=20,
+                    min_objects=n_small + 1)["html"].read_text()
+    assert {a["data-small"] for a, _ in marked(strict, "data-small")} == {"mIoU_unseen", "hIoU", "object_recall@small"}
+    assert f"only {n_small} objects" in strict
+
+
+def test_summary_table_units_groups_and_definitions(runs, tmp_path):
+    res = report([runs["run1"]], tmp_path / "t", gallery_objects=0, gallery_worst=0)
+    html = res["html"].read_text()
+    cells = parse(res["html"])
+    # counts and data constants: a value, no delta
+    for metric in ("n_images", "n_objects@small", "mean_occlusion"):
+        assert cells[("value", metric, "coarse")][1] != ""
+        assert cells[("delta", metric, "coarse")][:2] == ("", ""), metric
+    assert cells[("delta", "mIoU", "coarse")][1].startswith(("+", "-"))
+    # no signed zero anywhere in the value or delta cells
+    assert not [k for k, v in cells.items() if v[1] in ("-0.00", "+0.00", "-0.000", "+0.000")]
+    # sub-metrics fold under their metric, right after it
+    rows = [(a["data-name"], a["data-parent"]) for a, _ in marked(html, "data-parent")]
+    names = [n for n, _ in rows]
+    parents = dict(rows)
+    assert parents["mE_boundary_oU_FP"] == parents["mE_boundary_oU_renormed"] == "mE_boundary_oU"
+    assert parents["object_recall_seen@occ_none"] == "object_recall@occ_none"
+    assert parents["mIoU_unseen"] == "" and parents["mE_boundary_oU"] == ""
+    i = names.index("mE_boundary_oU")
+    assert set(names[i + 1:i + 4]) == {"mE_boundary_oU_FP", "mE_boundary_oU_FN", "mE_boundary_oU_renormed"}
+    # hovering a metric shows its definition (the standard formula)
+    tips = {a["data-sort"]: a["title"] for a, _ in marked(html, "title") if a.get("data-sort") in ("mIoU", "n_images")}
+    assert "I_c / (P_c + L_c - I_c)" in tips["mIoU"] and "higher is better" in tips["mIoU"]
+    assert "images evaluated" in tips["n_images"]
+    # per class: delta = the run's per-class IoU difference; the interval contains it
+    pc = pd.read_csv(runs["run1"] / "per_class.csv").set_index(["model", "class"])["IoU"]
+    table = html[html.index('id="per-class-table"'):]
+    table = table[:table.index("</table>")]
+    for cls in CLASSES:
+        row = table[table.rindex("<tr>", 0, table.index(f'data-sort="{cls}"')):]
+        row = row[:row.index("</tr>")]
+        tds = marked(row, "data-sort")
+        nums = [a["data-sort"] for a, _ in tds]
+        # class, split, pixels, good (the baseline: the first model), coarse, delta coarse
+        assert float(nums[3]) == pytest.approx(pc[("good", cls)], rel=1e-12)
+        assert float(nums[4]) == pytest.approx(pc[("coarse", cls)], rel=1e-12)
+        assert float(nums[5]) == pytest.approx(pc[("coarse", cls)] - pc[("good", cls)], rel=1e-12)
+
+
+def test_per_class_table_hides_classes_absent_from_the_data(runs, tmp_path):
+    # run_other's classes are a..f; the generated labels use ids 0..4 only: f never occurs
+    html = report([runs["run_other"]], tmp_path / "o", gallery_objects=0, gallery_worst=0)["html"].read_text()
+    table = html[html.index('id="per-class-table"'):]
+    table = table[:table.index("</table>")]
+    assert all(f'data-sort="{c}"' in table for c in "abcde") and 'data-sort="f"' not in table
+    assert "1 class without a ground-truth pixel left out" in html
