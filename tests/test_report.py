@@ -560,3 +560,42 @@ def test_per_class_table_hides_classes_absent_from_the_data(runs, tmp_path):
     table = table[:table.index("</table>")]
     assert all(f'data-sort="{c}"' in table for c in "abcde") and 'data-sort="f"' not in table
     assert "1 class without a ground-truth pixel left out" in html
+
+
+@pytest.mark.slow  # renders whole reports (matplotlib at 300 dpi)
+def test_figures_for_a_paper_and_the_difference_plot(runs, tmp_path):
+    from PIL import Image
+
+    from harness.report import plots
+
+    res = report([runs["run1"], runs["run2"]], tmp_path / "f", baseline="coarse", gallery_objects=0, gallery_worst=0)
+    html = res["html"].read_text()
+    keys = {"differences", "size", "band", "occlusion", "seen_unseen", "errors", "small_heatmap"}
+    for key in keys:
+        for ext in ("svg", "pdf", "png"):
+            path = tmp_path / "f/figures" / f"{key}.{ext}"
+            assert path.is_file() and path.stat().st_size > 1000, path
+            assert f'href="figures/{key}.{ext}"' in html
+        assert Image.open(tmp_path / "f/figures" / f"{key}.png").info["dpi"] == pytest.approx((300, 300), abs=0.5)
+    assert (tmp_path / "f/figures/differences.pdf").read_bytes().startswith(b"%PDF")
+    # the difference plot: one row per bucket with its range and the baseline's n; the markers are
+    # model - baseline of the run summaries
+    s1 = json.loads((runs["run1"] / "summary.json").read_text())
+    s2 = json.loads((runs["run2"] / "summary.json").read_text())
+    data = res["data"]
+    entries = data["entries"]
+    with plots.style():
+        fig = plots.differences(entries, data["base"], plots.colors([e.label for e in entries]))
+        fig.fig.canvas.draw()
+        ax_recall, ax_iou = fig.fig.axes[:2]
+        labels = [t.get_text() for t in ax_recall.get_yticklabels()]
+        assert f"small [0, 1,024)  n={int(s1['coarse']['n_objects@small'])}" in labels
+        assert any(lab.startswith("occ_none ≤ 0  n=") for lab in labels)
+        xs = {round(float(line.get_xdata()[0]), 9) for line in ax_recall.lines if len(line.get_xdata()) == 1}
+        d = s2["blind"]["object_recall@small"] - s1["coarse"]["object_recall@small"]
+        assert round(d, 9) in xs
+        legend = fig.fig.legends[0] if fig.fig.legends else ax_iou.get_legend()
+        assert legend.get_window_extent().x0 >= ax_iou.get_window_extent().x1  # outside the data
+        import matplotlib.pyplot as plt
+
+        plt.close(fig.fig)

@@ -445,12 +445,11 @@ def build_report(paths, out_dir, options: Options | None = None) -> dict:
     entries = data["entries"]
     col = plots.colors([e.label for e in entries])
     with plots.style():  # names are drawn as text (no mathtext), legible fonts
-        figures = [f for f in (plots.size_buckets(entries, col), plots.band_curve(entries, col),
-                               plots.occlusion_curves(entries, col), plots.seen_unseen(entries, col),
-                               plots.error_breakdown(entries, col),
-                               plots.small_object_heatmap(entries, csvs["small_objects.csv"],
-                                                          options.heatmap_classes))
-                   if f is not None]
+        drawn = (plots.differences(entries, data["base"], col, options.level), plots.size_buckets(entries, col),
+                 plots.band_curve(entries, col), plots.occlusion_curves(entries, col), plots.seen_unseen(entries, col),
+                 plots.error_breakdown(entries, col),
+                 plots.small_object_heatmap(entries, csvs["small_objects.csv"], options.heatmap_classes))
+        figures = [plots.save(f, out) for f in drawn if f is not None]
     t3 = time.perf_counter()
     gallery = gallery_mod.build_gallery(entries, data["base"], options.gallery_objects, options.gallery_worst)
     t4 = time.perf_counter()

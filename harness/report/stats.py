@@ -101,6 +101,7 @@ class Bootstrap:
             stems.update(m.images)
         self.stems = sorted(stems)
         self.weights = draw_weights(len(self.stems), n_boot, seed)
+        self._class_iou: dict[int, np.ndarray] = {}   # id(model) -> [B, C], kept by `distributions`
 
     def distributions(self, model: ModelRun, point: ModelMetrics) -> dict[str, np.ndarray]:
         """metric -> [B] resampled values: each family's `resampled` under the shared resamples, for
@@ -128,6 +129,11 @@ class Bootstrap:
             except Exception:  # noqa: BLE001 - records without a column the family needs: no intervals
                 continue
             out.update({k: np.asarray(v, dtype=np.float64) for k, v in values.items() if k in with_interval})
+        # per-class IoU from the class sums the standard family just made (cached by the resampling)
+        if len(model.tables["pixel"]) and set(COUNT_COLUMNS) <= set(model.tables["pixel"].columns):
+            sums = resampling.class_sums(model.tables["pixel"], COUNT_COLUMNS, dataset.num_classes)
+            with np.errstate(all="ignore"):
+                self._class_iou[id(model)] = per_class_metrics(*(sums[c][:-1] for c in COUNT_COLUMNS))["IoU"]
         return {name: values[:-1] for name, values in out.items() if _same(values[-1], point.scalars.get(name))}
 
 
@@ -136,6 +142,8 @@ class Bootstrap:
         of the summed counts (I / (P + L - I)) of each resampled dataset; None without resamples."""
         if self.n_boot == 0 or not len(model.tables["pixel"]):
             return None
+        if id(model) in self._class_iou:
+            return self._class_iou[id(model)]
         stems = model.images
         resampling = Resampling(self.weights[:, pd.Index(self.stems).get_indexer(stems)], stems)
         sums = resampling.class_sums(model.tables["pixel"], COUNT_COLUMNS, model.run.dataset.num_classes)
