@@ -599,3 +599,42 @@ def test_figures_for_a_paper_and_the_difference_plot(runs, tmp_path):
         import matplotlib.pyplot as plt
 
         plt.close(fig.fig)
+
+
+def test_paper_tables_equal_summary_json(runs, tmp_path):
+    from harness.report.export import latex_text, markdown_text
+
+    metrics = ("mIoU", "hIoU", "object_recall@small", "n_objects@small")
+    res = report([runs["run1"]], tmp_path / "x", gallery_objects=0, gallery_worst=0, export=("latex", "markdown"),
+                 export_metrics=metrics)
+    s = json.loads((runs["run1"] / "summary.json").read_text())
+    long = pd.read_csv(tmp_path / "x/summary_long.csv").set_index(["model", "metric"])
+    md = (tmp_path / "x/table.md").read_text().splitlines()
+    tex = (tmp_path / "x/table.tex").read_text()
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
+    assert "object\\_recall@small" in tex and "object_recall" not in tex   # names escaped
+    header = next(i for i, line in enumerate(md) if line.startswith("| Model"))
+    rows = {}
+    for line in md[header + 2:]:
+        if not line.startswith("|"):
+            break
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        rows[cells[0]] = dict(zip(metrics, cells[1:]))
+    assert set(rows) == {"good", "coarse"}
+    for model, cells in rows.items():
+        for metric in ("mIoU", "hIoU", "object_recall@small"):
+            value, ci = cells[metric].split(" ", 1)
+            assert value == f"{s[model][metric]:.2f}"          # the run's own number, as rounded on the page
+            lo, hi = (float(x) for x in ci.strip("[]").split(", "))
+            assert lo == round(long.loc[(model, metric), "ci_lo"], 2) and hi == round(long.loc[(model, metric), "ci_hi"], 2)
+            assert f"{s[model][metric]:.2f} {{\\scriptsize {ci}}}" in tex
+        assert cells["n_objects@small"] == f"{int(s[model]['n_objects@small'])}"   # a count: no interval
+    delta_rows = [line for line in md if line.startswith("| coarse |")]
+    assert len(delta_rows) == 2
+    d = s["coarse"]["mIoU"] - s["good"]["mIoU"]
+    assert delta_rows[1].split("|")[2].strip().startswith(f"{d:+.2f}")
+    # names are data in both formats
+    assert markdown_text("a_b|<i>x</i>") == "a\\_b\\|\\<i\\>x\\</i\\>"
+    assert latex_text("50% $x$ & #1_") == "50\\% \\$x\\$ \\& \\#1\\_"
+    with pytest.raises(UserError, match="--metrics: nope"):
+        report([runs["run1"]], tmp_path / "y", n_boot=0, export=("latex",), export_metrics=("nope",))

@@ -16,6 +16,7 @@ import pandas as pd
 from harness.errors import UserError
 from harness.metrics.family import COUNT, MetricInfo
 from harness.metrics.registry import FAMILIES
+from harness.report import export as export_mod
 from harness.report import formats, plots
 from harness.report import gallery as gallery_mod
 from harness.report.names import csv_safe
@@ -60,6 +61,8 @@ class Options:
     gallery_worst: int = 3
     heatmap_classes: int = 20
     min_objects: int = 30        # a headline bucket with fewer objects is flagged as too small
+    export: tuple = ()           # paper tables to write: "latex", "markdown" (harness.report.export)
+    export_metrics: tuple = ()   # their metrics (default: the headline metrics the runs have)
 
 
 def metric_infos(entries) -> dict[str, MetricInfo]:
@@ -441,6 +444,8 @@ def build_report(paths, out_dir, options: Options | None = None) -> dict:
     csvs = tables(data)
     for name, frame in csvs.items():
         csv_safe(frame).to_csv(out / name, index=False)
+    exported = export_mod.write(data, out, options.export,
+                                export_mod.choose_metrics(data, options.export_metrics, HEADLINE), options.level)
     t2 = time.perf_counter()
     entries = data["entries"]
     col = plots.colors([e.label for e in entries])
@@ -459,7 +464,7 @@ def build_report(paths, out_dir, options: Options | None = None) -> dict:
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(html_path)
     t5 = time.perf_counter()
-    return {"html": html_path, "csv": {n: out / n for n in csvs}, "data": data,
+    return {"html": html_path, "csv": {n: out / n for n in csvs}, "data": data, "export": exported,
             "timings": {**data["timings"], "deltas_and_table": t1 - t0 - sum(data["timings"].values()),
                         "csv": t2 - t1, "plots": t3 - t2, "gallery": t4 - t3,
                         "html": t5 - t4, "total": t5 - t0}}
