@@ -607,6 +607,7 @@ def test_paper_tables_equal_summary_json(runs, tmp_path):
     metrics = ("mIoU", "hIoU", "object_recall@small", "n_objects@small")
     res = report([runs["run1"]], tmp_path / "x", gallery_objects=0, gallery_worst=0, export=("latex", "markdown"),
                  export_metrics=metrics)
+    assert set(res["export"]) == {"latex", "markdown"}
     s = json.loads((runs["run1"] / "summary.json").read_text())
     long = pd.read_csv(tmp_path / "x/summary_long.csv").set_index(["model", "metric"])
     md = (tmp_path / "x/table.md").read_text().splitlines()
