@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 from html.parser import HTMLParser
 from pathlib import Path
@@ -639,3 +640,38 @@ def test_paper_tables_equal_summary_json(runs, tmp_path):
     assert latex_text("50% $x$ & #1_") == "50\\% \\$x\\$ \\& \\#1\\_"
     with pytest.raises(UserError, match="--metrics: nope"):
         report([runs["run1"]], tmp_path / "y", n_boot=0, export=("latex",), export_metrics=("nope",))
+
+
+@pytest.mark.slow  # runs baselines and renders the gallery
+def test_gallery_rebuilds_baselines_and_inlines_photos_as_jpeg(tmp_path):
+    import base64
+
+    from harness.report.gallery import disagreement_objects
+
+    data, preds = make_data(tmp_path / "b")
+    (tmp_path / "p.yaml").write_text(
+        "name: base\nfamilies:\n  standard: {}\n  size: {}\nmodels:\n  - {name: oracle, baseline: oracle}\n"
+        "  - {name: drop_small, baseline: drop_small, max_area: 64}\n")
+    run_dir, _ = run_from_args(tmp_path / "p.yaml", data, [], tmp_path / "run", workers=1)
+    res = report([run_dir], tmp_path / "rep", baseline="oracle", gallery_objects=4, gallery_worst=1,
+                 gallery_min_area=20)
+    html = res["html"].read_text()
+    gallery = html[html.index('id="gallery"'):html.index('id="files"')]
+    assert "not available" not in gallery and "no saved predictions" not in gallery
+    # the oracle's rebuilt prediction is the ground truth: the same picture, byte for byte
+    objects = gallery[:gallery.index("Worst images")]
+    panels = re.findall(r'alt="(ground truth|oracle|drop_small)" src="data:image/png;base64,([^"]+)"', objects)
+    assert len(panels) >= 3 and len(panels) % 3 == 0
+    for (g, gt), (o, oracle), (d, drop) in zip(panels[::3], panels[1::3], panels[2::3]):
+        assert (g, o, d) == ("ground truth", "oracle", "drop_small")
+        assert oracle == gt and drop != gt   # drop_small removed the small object shown
+    # photos are JPEG, label maps PNG
+    photo = re.search(r'alt="image" src="data:image/jpeg;base64,([^"]+)"', gallery)
+    assert photo and base64.b64decode(photo.group(1))[:3] == b"\xff\xd8\xff"
+    # objects under the minimum size are not shown
+    _, models = load_runs([run_dir])
+    entries = res["data"]["entries"]
+    ranked = disagreement_objects(entries, 50, per_image=50, min_area=20)
+    assert len(ranked) and (ranked["area"] >= 20).all()
+    everything = disagreement_objects(entries, 50, per_image=50)
+    assert (everything["area"] < 20).any()

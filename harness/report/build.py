@@ -59,6 +59,7 @@ class Options:
     allow_partial: bool = False
     gallery_objects: int = 8
     gallery_worst: int = 3
+    gallery_min_area: int = 16   # gallery objects under this many pixels are skipped
     heatmap_classes: int = 20
     min_objects: int = 30        # a headline bucket with fewer objects is flagged as too small
     export: tuple = ()           # paper tables to write: "latex", "markdown" (harness.report.export)
@@ -456,7 +457,8 @@ def build_report(paths, out_dir, options: Options | None = None) -> dict:
                  plots.small_object_heatmap(entries, csvs["small_objects.csv"], options.heatmap_classes))
         figures = [plots.save(f, out) for f in drawn if f is not None]
     t3 = time.perf_counter()
-    gallery = gallery_mod.build_gallery(entries, data["base"], options.gallery_objects, options.gallery_worst)
+    gallery = gallery_mod.build_gallery(entries, data["base"], options.gallery_objects, options.gallery_worst,
+                                        options.gallery_min_area)
     t4 = time.perf_counter()
     page = render(data, figures, gallery, list(csvs), t4 - t0)
     html_path = out / "report.html"
