@@ -380,6 +380,15 @@ def test_page_in_headless_chromium(runs, tmp_path):
             "var t = document.getElementById('per-class-table'); var i = arguments[0].cellIndex;"
             "return Array.from(t.tBodies[0].rows).map(r => parseFloat(r.cells[i].getAttribute('data-sort')));", head)
         assert gaps == sorted(gaps, reverse=True) and len(gaps) == len(CLASSES)
+        # print on A4 (190 mm of text width = 718 CSS px): every summary row is shown, none clipped
+        driver.set_window_size(718 + (driver.execute_script("return window.outerWidth - window.innerWidth") or 0), 1000)
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+        printed = driver.execute_script(
+            "var t = document.getElementById('summary-table');"
+            "return [Array.from(t.tBodies[0].rows).filter(r => r.getBoundingClientRect().height > 0).length,"
+            " t.getBoundingClientRect().right, window.innerWidth]")
+        assert printed[0] == total and printed[1] <= printed[2] + 1, printed
+        driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
         # a phone: no horizontal page scroll (tables scroll inside their boxes)
         driver.set_window_size(390, 844)
         width = driver.execute_script("return window.innerWidth")
