@@ -115,6 +115,7 @@ def parse(html_path: Path) -> dict:
 
 def report(paths, out, **kw):
     kw.setdefault("n_boot", 200)
+    kw.setdefault("figure_files", False)   # the paper files (SVG, PDF, 300 dpi) are tested once, below
     return build_report([str(p) for p in paths], out, Options(**kw))
 
 
@@ -380,6 +381,45 @@ def test_page_in_headless_chromium(runs, tmp_path):
             "var t = document.getElementById('per-class-table'); var i = arguments[0].cellIndex;"
             "return Array.from(t.tBodies[0].rows).map(r => parseFloat(r.cells[i].getAttribute('data-sort')));", head)
         assert gaps == sorted(gaps, reverse=True) and len(gaps) == len(CLASSES)
+        # the object explorer: filters change the rows; a click shows the object's pictures and overlays
+        from selenium.webdriver.support.ui import Select, WebDriverWait
+
+        from harness.data.imageio import read_label_png
+
+        def objects():
+            return driver.execute_script("return Array.from(document.querySelectorAll('#explorer-table tbody tr'))"
+                                         ".map(r => Array.from(r.cells).map(c => c.textContent))")
+
+        every_object = objects()
+        assert len(every_object) > 10
+        Select(driver.find_element(By.ID, "ex-class")).select_by_visible_text(
+            next(o.text for o in Select(driver.find_element(By.ID, "ex-class")).options if o.text.startswith("car (")))
+        cars = objects()
+        assert 0 < len(cars) < len(every_object) and {row[2] for row in cars} == {"car"}
+        Select(driver.find_element(By.ID, "ex-hit-1")).select_by_value("0")   # coarse missed them
+        missed = objects()
+        assert len(missed) < len(cars) and all(row[8].startswith("missed") for row in missed)
+        Select(driver.find_element(By.ID, "ex-hit-1")).select_by_value("")
+        Select(driver.find_element(By.ID, "ex-sort")).select_by_value("iou-asc-1")
+        ious = [float(row[8].split()[1]) for row in objects()]
+        assert ious == sorted(ious)
+        driver.find_element(By.CSS_SELECTOR, "#explorer-table tbody tr:not(.nopic)").click()
+        WebDriverWait(driver, 10).until(lambda d: d.find_element(By.ID, "ex-view").get_attribute("data-shown"))
+        shown = driver.execute_script(
+            "var X = JSON.parse(document.getElementById('explorer-data').textContent);"
+            "var i = +document.getElementById('ex-view').getAttribute('data-shown');"
+            "return [X.images[X.cols.image[i]], X.cols['class'][i]];")
+        stem, cls = shown
+        assert runs["data"].joinpath("labels", f"{stem}.png").is_file() and CLASSES[cls] == "car"
+        gt = read_label_png(runs["data"] / "labels" / f"{stem}.png")
+        for label, folder in (("coarse", runs["preds"]["coarse"]), ("blind", runs["preds"]["blind"])):
+            pred = read_label_png(folder / f"{stem}.png")
+            canvas = driver.find_element(By.CSS_SELECTOR, f'canvas[data-overlay="{label}"]')
+            want = {"tp": (gt == cls) & (pred == cls), "fn": (gt == cls) & (pred != cls),
+                    "fp": (gt != cls) & (pred == cls) & (gt != 255)}
+            assert {k: int(canvas.get_attribute(f"data-{k}")) for k in want} == {k: int(v.sum()) for k, v in want.items()}
+        legend = driver.find_element(By.ID, "ex-legend").text
+        assert "TP" in legend and "FN" in legend and "car" in legend
         # print on A4 (190 mm of text width = 718 CSS px): every summary row is shown, none clipped
         driver.set_window_size(718 + (driver.execute_script("return window.outerWidth - window.innerWidth") or 0), 1000)
         driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
@@ -578,7 +618,8 @@ def test_figures_for_a_paper_and_the_difference_plot(runs, tmp_path):
 
     from harness.report import plots
 
-    res = report([runs["run1"], runs["run2"]], tmp_path / "f", baseline="coarse", gallery_objects=0, gallery_worst=0)
+    res = report([runs["run1"], runs["run2"]], tmp_path / "f", baseline="coarse", gallery_objects=0, gallery_worst=0,
+                 figure_files=True)
     html = res["html"].read_text()
     keys = {"differences", "size", "band", "occlusion", "seen_unseen", "errors", "small_heatmap"}
     for key in keys:

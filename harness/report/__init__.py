@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--worst", type=at_least(0), default=3, metavar="K", help="worst images per model (default 3)")
     parser.add_argument("--gallery-min-area", type=at_least(0), default=16, metavar="PX",
                         help="gallery objects under this many pixels are skipped (default 16)")
+    parser.add_argument("--explorer-images", type=at_least(0), default=40, metavar="N",
+                        help="images whose pictures the object explorer embeds (default 40; the objects the models "
+                             "disagree on most)")
     parser.add_argument("--export", nargs="+", choices=("latex", "markdown"), default=[], metavar="FORMAT",
                         help="also write paper tables: latex (booktabs, table.tex) and/or markdown (table.md)")
     parser.add_argument("--metrics", nargs="+", default=[], metavar="METRIC",
@@ -57,7 +60,7 @@ def command(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else default_out(runs)
     options = Options(n_boot=args.bootstrap, seed=args.seed, level=args.level, baseline=args.baseline,
                       allow_partial=args.partial, gallery_objects=args.gallery, gallery_worst=args.worst,
-                      gallery_min_area=args.gallery_min_area,
+                      gallery_min_area=args.gallery_min_area, explorer_images=args.explorer_images,
                       export=tuple(args.export), export_metrics=tuple(args.metrics))
     result = build_report(runs, out, options)
     print(f"report: {result['html']}  ({result['timings']['total']:.1f} s)")

@@ -16,6 +16,7 @@ import pandas as pd
 from harness.errors import UserError
 from harness.metrics.family import COUNT, MetricInfo
 from harness.metrics.registry import FAMILIES
+from harness.report import explorer as explorer_mod
 from harness.report import export as export_mod
 from harness.report import formats, plots
 from harness.report import gallery as gallery_mod
@@ -60,6 +61,8 @@ class Options:
     gallery_objects: int = 8
     gallery_worst: int = 3
     gallery_min_area: int = 16   # gallery objects under this many pixels are skipped
+    explorer_images: int = 40    # images whose pictures the object explorer embeds
+    figure_files: bool = True    # also write every figure as SVG, PDF and 300-dpi PNG under figures/
     heatmap_classes: int = 20
     min_objects: int = 30        # a headline bucket with fewer objects is flagged as too small
     export: tuple = ()           # paper tables to write: "latex", "markdown" (harness.report.export)
@@ -407,7 +410,7 @@ def _per_class_view(entries, base, boot: Bootstrap, level: float) -> dict | None
             "hidden": int((~(pixels > 0)).sum())}
 
 
-def render(data: dict, figures: list, gallery, csv_names: list[str], seconds: float) -> str:
+def render(data: dict, figures: list, gallery, csv_names: list[str], seconds: float, explorer=None) -> str:
     env = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
     template = env.get_template("report.html.j2")
@@ -422,7 +425,7 @@ def render(data: dict, figures: list, gallery, csv_names: list[str], seconds: fl
         families=families, absent_families=absent_fams,
         family_state={e.label: e.point.families for e in entries},
         per_class=_per_class_view(entries, base, data["boot"], opts.level),
-        headline=headline(data, opts.min_objects), headline_names=HEADLINE, n_boot=opts.n_boot, seed=opts.seed, level=opts.level,
+        headline=headline(data, opts.min_objects), explorer=explorer, headline_names=HEADLINE, n_boot=opts.n_boot, seed=opts.seed, level=opts.level,
         n_pooled=len(data["boot"].stems), generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         seconds=f"{seconds:.1f}", escape=html.escape)
 
@@ -455,12 +458,13 @@ def build_report(paths, out_dir, options: Options | None = None) -> dict:
                  plots.band_curve(entries, col), plots.occlusion_curves(entries, col), plots.seen_unseen(entries, col),
                  plots.error_breakdown(entries, col),
                  plots.small_object_heatmap(entries, csvs["small_objects.csv"], options.heatmap_classes))
-        figures = [plots.save(f, out) for f in drawn if f is not None]
+        figures = [plots.save(f, out, options.figure_files) for f in drawn if f is not None]
     t3 = time.perf_counter()
     gallery = gallery_mod.build_gallery(entries, data["base"], options.gallery_objects, options.gallery_worst,
                                         options.gallery_min_area)
+    explorer = explorer_mod.build(entries, data["base"], options.explorer_images, options.gallery_min_area)
     t4 = time.perf_counter()
-    page = render(data, figures, gallery, list(csvs), t4 - t0)
+    page = render(data, figures, gallery, list(csvs), t4 - t0, explorer)
     html_path = out / "report.html"
     tmp = html_path.with_name(html_path.name + ".tmp")
     tmp.write_text(page, encoding="utf-8")
@@ -468,5 +472,5 @@ def build_report(paths, out_dir, options: Options | None = None) -> dict:
     t5 = time.perf_counter()
     return {"html": html_path, "csv": {n: out / n for n in csvs}, "data": data, "export": exported,
             "timings": {**data["timings"], "deltas_and_table": t1 - t0 - sum(data["timings"].values()),
-                        "csv": t2 - t1, "plots": t3 - t2, "gallery": t4 - t3,
+                        "csv": t2 - t1, "plots": t3 - t2, "gallery_and_explorer": t4 - t3,
                         "html": t5 - t4, "total": t5 - t0}}

@@ -206,34 +206,47 @@ def _panels(src: Sources, models, stem, box=None, obj_box=None) -> list[Panel]:
     return panels
 
 
-def disagreement_objects(entries, n: int = 8, per_image: int = 2, min_area: int = 0) -> pd.DataFrame:
-    """Objects of the same data scored by every model, ranked by disagreement: first objects hit by
-    some models and missed by others, then the spread of object IoU; smaller objects first on ties.
-    Objects under min_area pixels are skipped (too small to see in a crop)."""
+def joined_objects(entries) -> pd.DataFrame | None:
+    """One row per ground-truth object scored by every model (same data): image, object, class,
+    area, box and per model `iou::<label>`, `hit::<label>`; an object is kept where every model's
+    records have it with the same area (the same object extraction). None without object records."""
     frames = []
     for e in entries:
         obj = e.model.tables["objects"]
         if not len(obj) or not {"object", "iou", "hit", "area"} <= set(obj.columns):
-            return pd.DataFrame()
+            return None
         frames.append(obj.set_index(["image", "object"]))
-    if len(frames) < 2:
-        return pd.DataFrame()
-    base = frames[0][["class", "area", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]].copy()
+    if not frames:
+        return None
+    keep = ["class", "area", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"] + \
+        (["occlusion"] if "occlusion" in frames[0].columns else [])
+    base = frames[0][keep].copy()
     for e, f in zip(entries, frames):
         base = base.join(f[["iou", "hit", "area"]].rename(columns={"iou": f"iou::{e.label}", "hit": f"hit::{e.label}",
                                                                     "area": f"area::{e.label}"}), how="inner")
     same = np.ones(len(base), bool)
-    for e in entries:  # the same object in every model's records (same object extraction)
+    for e in entries:
         same &= base[f"area::{e.label}"].to_numpy() == base["area"].to_numpy()
-    base = base[same & (base["area"].to_numpy() >= min_area)]
+    return base[same].drop(columns=[f"area::{e.label}" for e in entries]).reset_index()
+
+
+def disagreement_objects(entries, n: int = 8, per_image: int = 2, min_area: int = 0) -> pd.DataFrame:
+    """Objects of the same data scored by every model, ranked by disagreement: first objects hit by
+    some models and missed by others, then the spread of object IoU; smaller objects first on ties.
+    Objects under min_area pixels are skipped (too small to see in a crop)."""
+    if len(entries) < 2:
+        return pd.DataFrame()
+    base = joined_objects(entries)
+    if base is None:
+        return pd.DataFrame()
+    base = base[base["area"].to_numpy() >= min_area]
     if not len(base):
         return pd.DataFrame()
     ious = base[[f"iou::{e.label}" for e in entries]].to_numpy(dtype=np.float64)
     hits = base[[f"hit::{e.label}" for e in entries]].to_numpy(dtype=bool)
-    base["hit_split"] = hits.any(axis=1) & ~hits.all(axis=1)
-    base["spread"] = np.nanmax(ious, axis=1) - np.nanmin(ious, axis=1)
-    base = base.reset_index().sort_values(["hit_split", "spread", "area"], ascending=[False, False, True],
-                                          kind="stable")
+    base = base.assign(hit_split=hits.any(axis=1) & ~hits.all(axis=1),
+                       spread=np.nanmax(ious, axis=1) - np.nanmin(ious, axis=1))
+    base = base.sort_values(["hit_split", "spread", "area"], ascending=[False, False, True], kind="stable")
     base = base[base["spread"] > 0]
     base = base.groupby("image", sort=False).head(per_image)
     return base.head(n).reset_index(drop=True)

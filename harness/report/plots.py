@@ -75,21 +75,26 @@ def _stem(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", key)
 
 
-def save(figure: Figure, out_dir) -> Figure:
-    """Write figures/<key>.svg, .pdf and a 300-dpi .png into out_dir, keep a screen PNG for the page."""
+def save(figure: Figure, out_dir, files: bool = True) -> Figure:
+    """Keep a screen PNG for the page; with `files`, also write figures/<key>.svg, .pdf and a
+    300-dpi .png into out_dir (about a second per format and figure: the tight box is measured once)."""
     from pathlib import Path
 
-    folder = Path(out_dir) / "figures"
-    folder.mkdir(parents=True, exist_ok=True)
-    fig, files = figure.fig, []
-    for ext, kw in (("svg", {}), ("pdf", {}), ("png", {"dpi": PAPER_DPI})):
-        path = folder / f"{_stem(figure.key)}.{ext}"
-        fig.savefig(path, format=ext, bbox_inches="tight", **kw)
-        files.append(f"figures/{path.name}")
+    fig = figure.fig
+    fig.canvas.draw()   # lays the figure out once (constrained layout), then its tight box in inches
+    box = fig.get_tightbbox(fig.canvas.get_renderer()).padded(0.1)
+    written = []
+    if files:
+        folder = Path(out_dir) / "figures"
+        folder.mkdir(parents=True, exist_ok=True)
+        for ext, kw in (("svg", {}), ("pdf", {}), ("png", {"dpi": PAPER_DPI})):
+            path = folder / f"{_stem(figure.key)}.{ext}"
+            fig.savefig(path, format=ext, bbox_inches=box, **kw)
+            written.append(f"figures/{path.name}")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=PAGE_DPI, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=PAGE_DPI, bbox_inches=box)
     plt.close(fig)
-    figure.fig, figure.files = None, tuple(files)
+    figure.fig, figure.files = None, tuple(written)
     figure.png_b64 = base64.b64encode(buf.getvalue()).decode("ascii")
     return figure
 
@@ -135,7 +140,7 @@ def size_buckets(entries, col) -> Figure | None:
                     names.append(name)
         if names:
             rows.append((attr, names))
-    fig, axes = plt.subplots(len(rows), 2, figsize=(10, 3.3 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), 2, figsize=(11, 3.3 * len(rows)), squeeze=False, layout="constrained")
     for r, (attr, names) in enumerate(rows):
         kind = "absolute area" if attr == "buckets" else "share of the image"
         _line_panel(axes[r, 0], es, names, lambda n: f"object_recall@{n}", col, f"object recall (%)\n{kind}")
@@ -170,7 +175,7 @@ def occlusion_curves(entries, col) -> Figure | None:
         for name in getattr(e.model.run.protocol.families["occlusion"], "buckets", {}) or {}:
             if name not in names:
                 names.append(name)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.4), layout="constrained")
     _line_panel(axes[0], es, names, lambda n: f"object_recall@{n}", col, "object recall (%)")
     _line_panel(axes[1], es, names, lambda n: f"object_IoU@{n}", col, "object IoU (%)")
     for ax in axes:
