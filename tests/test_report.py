@@ -725,3 +725,18 @@ def test_gallery_rebuilds_baselines_and_inlines_photos_as_jpeg(tmp_path):
     assert len(ranked) and (ranked["area"] >= 20).all()
     everything = disagreement_objects(entries, 50, per_image=50)
     assert (everything["area"] < 20).any()
+
+
+def test_protocol_differences_between_runs_are_flagged(runs, tmp_path):
+    changed = tmp_path / "changed"
+    shutil.copytree(runs["run1"], changed)
+    manifest = json.loads((changed / "manifest.json").read_text())
+    manifest["protocol"]["families"]["size"]["hit_threshold"] = 0.7
+    (changed / "manifest.json").write_text(json.dumps(manifest))
+    html = report([runs["run1"], changed], tmp_path / "d", n_boot=0, gallery_objects=0,
+                  gallery_worst=0)["html"].read_text()
+    assert "compute family &#39;size&#39; with different settings (hit_threshold: 0.5 vs 0.7)" in html
+    assert "family &#39;standard&#39; with different" not in html
+    same = report([runs["run1"], runs["run2"]], tmp_path / "s", n_boot=0, gallery_objects=0,
+                  gallery_worst=0)["html"].read_text()
+    assert "with different settings" not in same

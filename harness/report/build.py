@@ -160,6 +160,7 @@ def compute(paths, options: Options) -> dict:
             warnings_.append(f"{e.label} was evaluated on {len(imgs)} images, the baseline {base.label} on "
                              f"{len(base_images)} ({common} in common): its delta compares different image sets "
                              "and is paired only on the common images.")
+    warnings_.extend(protocol_differences(runs))
     for r in runs:
         if r.partial:
             warnings_.append(f"Run {r.label} is PARTIAL (status '{r.manifest.get('status')}'): it reports only "
@@ -176,6 +177,25 @@ def compute(paths, options: Options) -> dict:
             "infos": infos,
             "options": options, "timings": {"read_records": t1 - t0, "point_estimates": t2 - t1,
                                             "bootstrap": t3 - t2}}
+
+
+def protocol_differences(runs) -> list[str]:
+    """One line per metric family that two runs compute with different settings (their metrics of
+    that family are not comparable), each run against the first."""
+    def families(run):
+        return (run.manifest.get("protocol") or {}).get("families") or {}
+
+    out = []
+    first = runs[0]
+    for run in runs[1:]:
+        a, b = families(first), families(run)
+        for fam in [f for f in a if f in b and isinstance(a[f], dict) and isinstance(b[f], dict)]:
+            keys = [k for k in dict.fromkeys([*a[fam], *b[fam]]) if a[fam].get(k) != b[fam].get(k)]
+            if keys:
+                diff = "; ".join(f"{k}: {json.dumps(a[fam].get(k))} vs {json.dumps(b[fam].get(k))}" for k in keys)
+                out.append(f"Runs {first.label} and {run.label} compute family '{fam}' with different settings "
+                           f"({diff}): its metrics are not comparable between them.")
+    return out
 
 
 def _cell(e: Entry, base: Entry, metric: str, info: MetricInfo, level: float) -> dict:
