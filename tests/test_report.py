@@ -740,3 +740,16 @@ def test_protocol_differences_between_runs_are_flagged(runs, tmp_path):
     same = report([runs["run1"], runs["run2"]], tmp_path / "s", n_boot=0, gallery_objects=0,
                   gallery_worst=0)["html"].read_text()
     assert "with different settings" not in same
+
+
+def test_compare_pairs_a_model_across_runs(runs, tmp_path):
+    html = report([runs["run1"], runs["run2"]], tmp_path / "rr", baseline="coarse", gallery_objects=0,
+                  gallery_worst=0)["html"].read_text()
+    assert "run2/good vs run1/good" in html
+    # the same predictions in both runs: every difference is 0 with a zero-width paired interval
+    found = {a["data-rr"]: (a["data-sort"], t) for a, t in marked(html, "data-rr")}
+    assert {k.split("|")[1] for k in found} == {"object_recall@small", "mIoU_unseen", "hIoU", "boundary_IoU", "mIoU"}
+    assert all(k.startswith("run2/good|") and float(v[0]) == 0.0 and v[1] == "0.00" for k, v in found.items())
+    assert "[0.00, 0.00]" in html[html.index('id="run-to-run"'):html.index('id="summary"')]
+    single = report([runs["run1"]], tmp_path / "one", n_boot=0, gallery_objects=0, gallery_worst=0)
+    assert 'id="run-to-run"' not in single["html"].read_text()

@@ -393,6 +393,39 @@ def headline(data: dict, min_objects: int, min_classes: int = 3) -> dict:
     return {"metrics": metrics, "cards": cards}
 
 
+def run_to_run(data: dict, metrics: list[str]) -> list[dict]:
+    """Compare mode: a model of the same name in two runs on the same data, the later run against the
+    first, on the headline metrics: both values, the difference and its paired bootstrap interval
+    (the same resamples of the pooled images for both)."""
+    infos, level = data["infos"], data["options"].level
+    by_name: dict[str, list] = {}
+    for e in data["entries"]:
+        by_name.setdefault(e.model.name, []).append(e)
+    out = []
+    for name, es in by_name.items():
+        first = es[0]
+        for other in es[1:]:
+            if other.model.run.dataset_key != first.model.run.dataset_key:
+                continue
+            lines = []
+            for m in metrics:
+                a, b = first.point.scalars.get(m), other.point.scalars.get(m)
+                if a is None or b is None or not formats.has_delta(_info(infos, m, "")):
+                    continue
+                info = _info(infos, m, "")
+                lo, hi = (interval(other.dists[m] - first.dists[m], level) if m in other.dists and m in first.dists
+                          else (math.nan, math.nan))
+                d = b - a
+                sig = math.isfinite(lo) and (lo > 0 or hi < 0) and not formats.rounds_to_zero(d, info)
+                lines.append({"metric": m, "a": formats.value_text(a, info), "b": formats.value_text(b, info),
+                              "d": formats.delta_text(d, info), "d_num": _num(d),
+                              "ci": formats.interval_text(lo, hi, info, signed=True),
+                              "verdict": "differs" if sig else ("no interval" if not math.isfinite(lo)
+                                                                 else "not significant")})
+            out.append({"name": name, "a": first.label, "b": other.label, "lines": lines})
+    return out
+
+
 def _per_class_view(entries, base, boot: Bootstrap, level: float) -> dict | None:
     """Per-class IoU of every model on the baseline's data with its delta against the baseline and
     the delta's paired bootstrap interval; classes with no ground-truth pixel are left out."""
@@ -445,7 +478,8 @@ def render(data: dict, figures: list, gallery, csv_names: list[str], seconds: fl
         families=families, absent_families=absent_fams,
         family_state={e.label: e.point.families for e in entries},
         per_class=_per_class_view(entries, base, data["boot"], opts.level),
-        headline=headline(data, opts.min_objects), explorer=explorer, headline_names=HEADLINE, n_boot=opts.n_boot, seed=opts.seed, level=opts.level,
+        headline=(head := headline(data, opts.min_objects)), explorer=explorer,
+        run_pairs=run_to_run(data, head["metrics"]), headline_names=HEADLINE, n_boot=opts.n_boot, seed=opts.seed, level=opts.level,
         n_pooled=len(data["boot"].stems), generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         seconds=f"{seconds:.1f}", escape=html.escape)
 
