@@ -37,8 +37,11 @@ def synth_model(model_dir: Path, stems, n_classes: int, skill: float, seed: int)
     bcols = boundary.count_columns(BoundaryConfig())
     writer = records.RecordWriter(model_dir, chunk_size=500)  # model_dir: a records.RecordSet
     for stem in stems:
-        k = int(rng.integers(3, 12))
-        classes = np.sort(rng.choice(n_classes, size=k, replace=False)).astype(np.int64)
+        # the ground truth (classes, objects) is the image's, the same for every model (the explorer
+        # joins objects across models); what each model makes of it is the model's own draw
+        geo = np.random.default_rng(int(stem))
+        k = int(geo.integers(3, 12))
+        classes = np.sort(geo.choice(n_classes, size=k, replace=False)).astype(np.int64)
         label = rng.integers(500, 60000, size=k)
         inter = (label * rng.uniform(skill - 0.3, skill, size=k)).astype(np.int64).clip(0)
         pred = inter + rng.integers(0, 5000, size=k)
@@ -52,15 +55,17 @@ def synth_model(model_dir: Path, stems, n_classes: int, skill: float, seed: int)
                 pixel[c] = rng.integers(0, 10**9, size=k)
             else:
                 pixel[c] = rng.integers(0, 1000, size=k)
-        n = int(rng.integers(5, 25))
-        area = np.exp(rng.uniform(2, 10, size=n)).astype(np.int64) + 1
+        n = int(geo.integers(5, 25))
+        area = np.exp(geo.uniform(2, 10, size=n)).astype(np.int64) + 1
+        obj_class = geo.choice(classes, n)
+        x0, y0 = geo.integers(0, W - 40, n), geo.integers(0, H - 40, n)
+        occlusion = geo.uniform(0, 1, n) * (geo.random(n) < 0.6)
         tp = (area * rng.uniform(0, 1, size=n) * skill).astype(np.int64)
         fp_share = rng.uniform(0, 200, size=n)
-        x0, y0 = rng.integers(0, W - 40, n), rng.integers(0, H - 40, n)
-        objects = {"object": np.arange(1, n + 1), "class": rng.choice(classes, n), "area": area,
+        objects = {"object": np.arange(1, n + 1), "class": obj_class, "area": area,
                    "rel_area": area / (H * W), "bbox_x0": x0, "bbox_y0": y0, "bbox_x1": x0 + 30, "bbox_y1": y0 + 30,
                    "tp": tp, "recall": tp / area, "fp_share": fp_share, "iou": tp / (area + fp_share),
-                   "hit": tp / area >= 0.5, "occlusion": rng.uniform(0, 1, n) * (rng.random(n) < 0.6),
+                   "hit": tp / area >= 0.5, "occlusion": occlusion,
                    "occlusion_source": np.full(n, "proxy"), "occlusion_proxy": rng.uniform(0, 1, n),
                    "fragments": rng.integers(1, 3, n)}
         m = int(rng.integers(0, 6))
@@ -89,11 +94,49 @@ def synth_run(run_dir: Path, n_images: int, n_models: int) -> None:
     (run_dir / manifest_mod.MANIFEST).write_text(json.dumps(manifest))
 
 
+def interactive(html: Path, runs: int = 3) -> None:
+    """Load the page in headless Chromium (Debian's chromium + chromedriver, via selenium) and print
+    when its script had run (the page stamps performance.now() on <body data-ready-ms>) and when the
+    load event fired; the best of `runs` cold loads."""
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium") or "chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1440,900"):
+        opts.add_argument(flag)
+    ready, loaded, clicks = [], [], []
+    for _ in range(runs):
+        driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "chromedriver"), options=opts)
+        try:
+            driver.get(html.resolve().as_uri())
+            ready.append(float(driver.find_element("tag name", "body").get_attribute("data-ready-ms")))
+            loaded.append(driver.execute_script(
+                "var t = performance.getEntriesByType('navigation')[0]; return t.loadEventEnd;"))
+            # one filter of the object explorer (every object is scanned) and of the summary table
+            clicks.append(driver.execute_script(
+                "var t0 = performance.now(), s = document.getElementById('ex-class');"
+                "if (s) { s.value = s.options[1].value; s.dispatchEvent(new Event('change')); }"
+                "var t1 = performance.now(), q = document.getElementById('metric-search');"
+                "q.value = 'small'; q.dispatchEvent(new Event('input'));"
+                "return [s ? t1 - t0 : NaN, performance.now() - t1,"
+                " document.querySelectorAll('#explorer-table tbody tr').length];"))
+        finally:
+            driver.quit()
+    print(f"  headless Chromium: script done {min(ready) / 1000:.2f} s, load event {min(loaded) / 1000:.2f} s "
+          f"after navigation (best of {runs}; budget 3 s)")
+    print(f"  explorer class filter {min(c[0] for c in clicks):.0f} ms ({clicks[0][2]} rows listed), "
+          f"summary search {min(c[1] for c in clicks):.0f} ms")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=5000)
     ap.add_argument("--models", type=int, default=3)
     ap.add_argument("--bootstrap", type=int, default=1000)
+    ap.add_argument("--no-browser", action="store_true", help="skip timing the page in headless Chromium")
     ap.add_argument("--keep", help="write the synthetic run and the report here (default: a temp folder)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -110,6 +153,8 @@ def main() -> int:
         for stage, seconds in result["timings"].items():
             print(f"  {stage:24s} {seconds:6.2f} s")
         print(f"  page size {result['html'].stat().st_size / 1e6:.1f} MB")
+        if not args.no_browser:
+            interactive(result["html"])
     return 0
 
 

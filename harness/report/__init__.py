@@ -2,6 +2,7 @@
 
     zeg-eval report RUN [--out DIR]
     zeg-eval report --compare RUN_A RUN_B ... [--baseline MODEL] --out DIR
+    zeg-eval report RUN --export latex markdown [--metrics mIoU hIoU ...]
 
 See docs/report.md. `add_arguments` fills the subcommand's parser, `command` runs it.
 """
@@ -32,6 +33,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--gallery", type=at_least(0), default=8, metavar="N",
                         help="objects in the disagreement gallery (default 8; 0: none)")
     parser.add_argument("--worst", type=at_least(0), default=3, metavar="K", help="worst images per model (default 3)")
+    parser.add_argument("--gallery-min-area", type=at_least(0), default=16, metavar="PX",
+                        help="gallery objects under this many pixels are skipped (default 16)")
+    parser.add_argument("--explorer-images", type=at_least(0), default=40, metavar="N",
+                        help="images whose pictures the object explorer embeds (default 40; the objects the models "
+                             "disagree on most)")
+    parser.add_argument("--export", nargs="+", choices=("latex", "markdown"), default=[], metavar="FORMAT",
+                        help="also write paper tables: latex (booktabs, table.tex) and/or markdown (table.md)")
+    parser.add_argument("--metrics", nargs="+", default=[], metavar="METRIC",
+                        help="the exported tables' metrics (default: the headline metrics, e.g. object_recall@small "
+                             "mIoU_unseen hIoU boundary_IoU mIoU)")
 
 
 def default_out(runs: list[str]) -> Path:
@@ -48,8 +59,10 @@ def command(args: argparse.Namespace) -> int:
         raise UserError("give a run folder (zeg-eval report RUN) or several (--compare RUN_A RUN_B ...)")
     out = Path(args.out) if args.out else default_out(runs)
     options = Options(n_boot=args.bootstrap, seed=args.seed, level=args.level, baseline=args.baseline,
-                      allow_partial=args.partial, gallery_objects=args.gallery, gallery_worst=args.worst)
+                      allow_partial=args.partial, gallery_objects=args.gallery, gallery_worst=args.worst,
+                      gallery_min_area=args.gallery_min_area, explorer_images=args.explorer_images,
+                      export=tuple(args.export), export_metrics=tuple(args.metrics))
     result = build_report(runs, out, options)
     print(f"report: {result['html']}  ({result['timings']['total']:.1f} s)")
-    print("tables: " + ", ".join(str(p) for p in result["csv"].values()))
+    print("tables: " + ", ".join(str(p) for p in [*result["csv"].values(), *result["export"].values()]))
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,19 +14,28 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import UserError
+from harness.metrics.family import COUNT, MetricInfo
+from harness.metrics.registry import FAMILIES
+from harness.report import explorer as explorer_mod
+from harness.report import export as export_mod
+from harness.report import formats, plots
 from harness.report import gallery as gallery_mod
-from harness.report import plots
+from harness.report.names import csv_safe
 from harness.report.runs import ModelRun, load_runs
 from harness.report.stats import (
     FAMILY_ORDER,
     Bootstrap,
     ModelMetrics,
     interval,
+    intervals,
     point_estimates,
 )
 
-LOWER_IS_BETTER = ("mE_", "fp_blobs", "mean_occlusion")
-NEUTRAL = ("n_", "pct_edge", "occlusion_from_amodal_share", "mean_occlusion")
+# The headline panel's metrics, in this order, where the protocol has them: the answer to "does the
+# model beat the baseline on small objects, on unseen classes, at boundaries, overall?".
+HEADLINE = ("object_recall@small", "mIoU_unseen", "hIoU", "boundary_IoU", "mIoU", "object_recall@occ_gt50")
+N_IMAGES = MetricInfo("n_images", "run", unit=COUNT, better=None, interval=False, definition="images evaluated")
+_SUB = re.compile(r"^(?P<base>.+?)_(?P<part>FP|FN|renormed|seen|unseen)(?P<at>@.+)?$")
 _ENTRY_KEYS_SHOWN_ELSEWHERE = {"kind", "path", "status", "seconds", "images_computed_last_run"}
 
 
@@ -50,26 +60,44 @@ class Options:
     allow_partial: bool = False
     gallery_objects: int = 8
     gallery_worst: int = 3
+    gallery_min_area: int = 16   # gallery objects under this many pixels are skipped
+    explorer_images: int = 40    # images whose pictures the object explorer embeds
+    figure_files: bool = True    # also write every figure as SVG, PDF and 300-dpi PNG under figures/
     heatmap_classes: int = 20
+    min_objects: int = 30        # a headline bucket with fewer objects is flagged as too small
+    export: tuple = ()           # paper tables to write: "latex", "markdown" (harness.report.export)
+    export_metrics: tuple = ()   # their metrics (default: the headline metrics the runs have)
 
 
-def _direction(metric: str) -> int:
-    """+1 higher is better, -1 lower is better, 0 neither (counts)."""
-    if metric.startswith(NEUTRAL):
-        return 0
-    return -1 if metric.startswith(LOWER_IS_BETTER) else 1
+def metric_infos(entries) -> dict[str, MetricInfo]:
+    """metric -> what it is (unit, direction, interval, definition), from each family's metadata
+    under each run's protocol settings; the first run that has a metric names it."""
+    infos = {"n_images": N_IMAGES}
+    seen_runs = set()
+    for e in entries:
+        if id(e.model.run) in seen_runs:
+            continue
+        seen_runs.add(id(e.model.run))
+        for fam, cfg in e.model.run.protocol.families.items():
+            for m in FAMILIES[fam].metrics(cfg) if fam in FAMILIES else ():
+                infos.setdefault(m.name, m)
+    return infos
 
 
-def _fmt(metric: str, value) -> str:
-    if value is None:
-        return "absent"
-    if not math.isfinite(value):
-        return "n/a"
-    if metric.startswith(("n_", "pct_edge")) or metric == "n_images":
-        return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.1f}"
-    if metric.startswith("fp_blobs_per_image"):
-        return f"{value:.3f}"
-    return f"{value:.2f}"
+def _info(infos: dict, metric: str, family: str) -> MetricInfo:
+    # a metric a family reports without metadata: a percentage of unknown direction
+    return infos.get(metric) or MetricInfo(metric, family, better=None, definition="(no description)")
+
+
+def parent_of(metric: str, family: str, names: set) -> str | None:
+    """The row a sub-metric folds under: the FP / FN parts and the renormed form of an error share,
+    and the seen / unseen split of an object or miss metric (`X_seen@b` under `X@b`). The standard
+    family's seen / unseen mIoU are headline numbers and stay rows of their own."""
+    m = _SUB.match(metric)
+    if not m or family == "standard":
+        return None
+    parent = m["base"] + (m["at"] or "")
+    return parent if parent in names and parent != metric else None
 
 
 def _num(value) -> str:
@@ -132,6 +160,7 @@ def compute(paths, options: Options) -> dict:
             warnings_.append(f"{e.label} was evaluated on {len(imgs)} images, the baseline {base.label} on "
                              f"{len(base_images)} ({common} in common): its delta compares different image sets "
                              "and is paired only on the common images.")
+    warnings_.extend(protocol_differences(runs))
     for r in runs:
         if r.partial:
             warnings_.append(f"Run {r.label} is PARTIAL (status '{r.manifest.get('status')}'): it reports only "
@@ -142,39 +171,82 @@ def compute(paths, options: Options) -> dict:
             if state.startswith("failed"):
                 warnings_.append(f"{e.label}: metric family '{fam}' could not be computed ({state[8:]}); "
                                  "shown as absent.")
-    rows = []
-    for metric in _metric_order(entries):
-        cells = []
-        direction = _direction(metric)
-        for e in entries:
-            value = e.point.scalars.get(metric)
-            lo, hi = e.ci.get(metric, (math.nan, math.nan))
-            cell = {"label": e.label, "value": value, "text": _fmt(metric, value), "num": _num(value),
-                    "ci_lo": lo, "ci_hi": hi, "delta": None, "d_lo": math.nan, "d_hi": math.nan, "sig": 0,
-                    "is_base": e is base, "status": "absent" if value is None else
-                    ("nan" if not math.isfinite(value) else "ok")}
-            cell["ci_text"] = f"[{_fmt(metric, lo)}, {_fmt(metric, hi)}]" if math.isfinite(lo) else ""
-            bvalue = base.point.scalars.get(metric)
-            comparable = (e is not base and value is not None and bvalue is not None
-                          and e.model.run.dataset_key == base.model.run.dataset_key)
-            if comparable:
-                cell["delta"] = value - bvalue
-                if metric in e.dists and metric in base.dists:
-                    d_lo, d_hi = interval(e.dists[metric] - base.dists[metric], options.level)
-                    cell["d_lo"], cell["d_hi"] = d_lo, d_hi
-                    if math.isfinite(d_lo) and (d_lo > 0 or d_hi < 0):
-                        cell["sig"] = 1 if d_lo > 0 else -1
-            cell["d_num"] = _num(cell["delta"])
-            cell["d_text"] = "" if cell["delta"] is None else (
-                "n/a" if not math.isfinite(cell["delta"]) else f"{cell['delta']:+.2f}")
-            cell["d_ci_text"] = f"[{cell['d_lo']:+.2f}, {cell['d_hi']:+.2f}]" if math.isfinite(cell["d_lo"]) else ""
-            cell["better"] = 0 if not cell["sig"] or not direction else (1 if cell["sig"] == direction else -1)
-            cells.append(cell)
-        family = next((e.point.family_of[metric] for e in entries if metric in e.point.family_of), "")
-        rows.append({"metric": metric, "family": family, "cells": cells})
+    infos = metric_infos(entries)
+    rows = _rows(entries, base, infos, options.level)
     return {"runs": runs, "entries": entries, "base": base, "rows": rows, "warnings": warnings_, "boot": boot,
+            "infos": infos,
             "options": options, "timings": {"read_records": t1 - t0, "point_estimates": t2 - t1,
                                             "bootstrap": t3 - t2}}
+
+
+def protocol_differences(runs) -> list[str]:
+    """One line per metric family that two runs compute with different settings (their metrics of
+    that family are not comparable), each run against the first."""
+    def families(run):
+        return (run.manifest.get("protocol") or {}).get("families") or {}
+
+    out = []
+    first = runs[0]
+    for run in runs[1:]:
+        a, b = families(first), families(run)
+        for fam in [f for f in a if f in b and isinstance(a[f], dict) and isinstance(b[f], dict)]:
+            keys = [k for k in dict.fromkeys([*a[fam], *b[fam]]) if a[fam].get(k) != b[fam].get(k)]
+            if keys:
+                diff = "; ".join(f"{k}: {json.dumps(a[fam].get(k))} vs {json.dumps(b[fam].get(k))}" for k in keys)
+                out.append(f"Runs {first.label} and {run.label} compute family '{fam}' with different settings "
+                           f"({diff}): its metrics are not comparable between them.")
+    return out
+
+
+def _cell(e: Entry, base: Entry, metric: str, info: MetricInfo, level: float) -> dict:
+    """One model's value, interval, delta against the baseline and its interval for one metric."""
+    value = e.point.scalars.get(metric)
+    lo, hi = e.ci.get(metric, (math.nan, math.nan))
+    cell = {"label": e.label, "value": value, "text": formats.value_text(value, info), "num": _num(value),
+            "ci_lo": lo, "ci_hi": hi, "ci_text": formats.interval_text(lo, hi, info),
+            "delta": None, "d_lo": math.nan, "d_hi": math.nan, "sig": 0, "is_base": e is base,
+            "status": "absent" if value is None else ("nan" if not math.isfinite(value) else "ok")}
+    bvalue = base.point.scalars.get(metric)
+    if (e is not base and value is not None and bvalue is not None and formats.has_delta(info)
+            and e.model.run.dataset_key == base.model.run.dataset_key):
+        cell["delta"] = value - bvalue
+        if metric in e.dists and metric in base.dists:
+            cell["d_lo"], cell["d_hi"] = interval(e.dists[metric] - base.dists[metric], level)
+            if math.isfinite(cell["d_lo"]) and (cell["d_lo"] > 0 or cell["d_hi"] < 0):
+                cell["sig"] = 1 if cell["d_lo"] > 0 else -1
+    cell["d_num"] = _num(cell["delta"])
+    cell["d_text"] = formats.delta_text(cell["delta"], info)
+    cell["d_ci_text"] = formats.interval_text(cell["d_lo"], cell["d_hi"], info, signed=True)
+    # emphasis: significant, and not a delta that reads 0.00 (the CSV keeps the interval's verdict)
+    cell["shown_sig"] = bool(cell["sig"]) and not formats.rounds_to_zero(cell["delta"], info)
+    direction = {"higher": 1, "lower": -1}.get(info.better, 0)
+    cell["better"] = 0 if not cell["shown_sig"] or not direction else (1 if cell["sig"] == direction else -1)
+    return cell
+
+
+def _rows(entries, base, infos, level) -> list[dict]:
+    """The summary table: one row per metric (families in registry order), sub-metrics right after
+    the row they fold under."""
+    order = _metric_order(entries)
+    family = {m: next((e.point.family_of[m] for e in entries if m in e.point.family_of), "") for m in order}
+    names = set(order)
+    parents = {m: parent_of(m, family[m], names) for m in order}
+    children: dict[str, list] = {}
+    for m in order:
+        if parents[m]:
+            children.setdefault(parents[m], []).append(m)
+    rows = []
+    for metric in (m for top in order if not parents[top] for m in [top, *children.get(top, [])]):
+        info = _info(infos, metric, family[metric])
+        cells = [_cell(e, base, metric, info, level) for e in entries]
+        definition = info.definition + (f" ({info.source})" if info.source else "")
+        better = {"higher": "higher is better", "lower": "lower is better"}.get(info.better, "no direction")
+        rows.append({"metric": metric, "family": family[metric], "cells": cells, "info": info,
+                     "parent": parents[metric] or "", "n_children": len(children.get(metric, [])),
+                     "tip": f"{metric}: {definition} · unit: {info.unit} · {better}"
+                            + ("" if info.interval else " · no bootstrap interval"),
+                     "sig": any(c["shown_sig"] for c in cells)})
+    return rows
 
 
 # ----------------------------------------------------------------------------------------------
@@ -263,25 +335,135 @@ def _run_header(run) -> dict:
             "versions": m.get("versions") or {}}
 
 
-def _per_class_view(entries, base, metric="IoU") -> dict | None:
+def _support(e: Entry, metric: str) -> tuple[str, int | None, str]:
+    """What a headline number of model e rests on: (text, the count a small-sample warning reads,
+    what is counted). Object metrics: the objects of their bucket (n_objects[_split][@bucket]);
+    seen / unseen metrics: the classes of that split present in the ground truth; else images."""
+    s, n_img = e.point.scalars, e.point.n_images
+    images = f"{n_img:,} images"
+    stem, _, bucket = metric.partition("@")
+    if stem.startswith(("object_recall", "object_IoU")):
+        split = stem.rsplit("_", 1)[1] if stem.endswith(("_seen", "_unseen")) else ""
+        n = s.get("n_objects" + (f"_{split}" if split else "") + (f"@{bucket}" if bucket else ""))
+        if n is not None and math.isfinite(n):
+            return f"{int(n):,} objects · {images}", int(n), "objects"
+    pc = e.point.per_class
+    if {"split", "pixels"} <= set(pc.columns):
+        present = pc[pc["pixels"] > 0]
+        seen, unseen = int((present["split"] == "seen").sum()), int((present["split"] == "unseen").sum())
+        if metric in ("mIoU_unseen", "hIoU"):
+            return f"{unseen} unseen, {seen} seen classes · {images}", unseen, "unseen classes"
+        return f"{len(present)} classes · {images}", None, "classes"
+    return images, None, "images"
+
+
+def _verdict(c: dict) -> str:
+    if c["delta"] is None:
+        return ""
+    if not math.isfinite(c["d_lo"]):
+        return "no interval"
+    if c["shown_sig"]:
+        return {1: "better", -1: "worse"}.get(c["better"], "differs")
+    return "below the shown precision" if c["sig"] else "not significant"
+
+
+def headline(data: dict, min_objects: int, min_classes: int = 3) -> dict:
+    """The first screen: per model, the protocol's key metrics against the baseline (value, delta,
+    interval, verdict) and what each rests on, with a warning where a bucket is small enough that
+    its interval means little (a bucket of 2 objects resamples to a handful of values)."""
+    entries, base, rows = data["entries"], data["base"], data["rows"]
+    by_metric = {r["metric"]: r for r in rows}
+    metrics = [m for m in HEADLINE if m in by_metric and any(c["status"] == "ok" for c in by_metric[m]["cells"])]
+    b = entries.index(base)
+    cards = []
+    for i, e in enumerate(entries):
+        if e is base and len(entries) > 1:
+            continue
+        lines = []
+        for m in metrics:
+            row = by_metric[m]
+            c, bc = row["cells"][i], row["cells"][b]
+            support, n, what = _support(e, m)
+            limit = min_objects if what == "objects" else min_classes
+            warn = (f"only {n} {what}: the interval is unreliable" if n is not None and n < limit else "")
+            lines.append({"metric": m, "tip": row["tip"], "cell": c, "base": bc, "support": support, "warn": warn,
+                          "verdict": _verdict(c)})
+        cards.append({"label": e.label, "is_base": e is base, "lines": lines,
+                      "comparable": e.model.run.dataset_key == base.model.run.dataset_key})
+    return {"metrics": metrics, "cards": cards}
+
+
+def run_to_run(data: dict, metrics: list[str]) -> list[dict]:
+    """Compare mode: a model of the same name in two runs on the same data, the later run against the
+    first, on the headline metrics: both values, the difference and its paired bootstrap interval
+    (the same resamples of the pooled images for both)."""
+    infos, level = data["infos"], data["options"].level
+    by_name: dict[str, list] = {}
+    for e in data["entries"]:
+        by_name.setdefault(e.model.name, []).append(e)
+    out = []
+    for name, es in by_name.items():
+        first = es[0]
+        for other in es[1:]:
+            if other.model.run.dataset_key != first.model.run.dataset_key:
+                continue
+            lines = []
+            for m in metrics:
+                a, b = first.point.scalars.get(m), other.point.scalars.get(m)
+                if a is None or b is None or not formats.has_delta(_info(infos, m, "")):
+                    continue
+                info = _info(infos, m, "")
+                lo, hi = (interval(other.dists[m] - first.dists[m], level) if m in other.dists and m in first.dists
+                          else (math.nan, math.nan))
+                d = b - a
+                sig = math.isfinite(lo) and (lo > 0 or hi < 0) and not formats.rounds_to_zero(d, info)
+                lines.append({"metric": m, "a": formats.value_text(a, info), "b": formats.value_text(b, info),
+                              "d": formats.delta_text(d, info), "d_num": _num(d),
+                              "ci": formats.interval_text(lo, hi, info, signed=True),
+                              "verdict": "differs" if sig else ("no interval" if not math.isfinite(lo)
+                                                                 else "not significant")})
+            out.append({"name": name, "a": first.label, "b": other.label, "lines": lines})
+    return out
+
+
+def _per_class_view(entries, base, boot: Bootstrap, level: float) -> dict | None:
+    """Per-class IoU of every model on the baseline's data with its delta against the baseline and
+    the delta's paired bootstrap interval; classes with no ground-truth pixel are left out."""
     same = [e for e in entries if e.model.run.dataset_key == base.model.run.dataset_key
-            and metric in e.point.per_class]
-    if not same:
+            and "IoU" in e.point.per_class]
+    if base not in same:
         return None
+    info = MetricInfo("IoU", "standard")
     pc = base.point.per_class
+    pixels = pc["pixels"].to_numpy(dtype=np.float64) if "pixels" in pc else np.ones(len(pc))
+    dists = {e.label: boot.class_iou(e.model) for e in same}
+    bounds = {}
+    for e in same:
+        if e is not base and dists[e.label] is not None and dists[base.label] is not None:
+            bounds[e.label] = intervals(dists[e.label] - dists[base.label], level)
+    others = [e for e in same if e is not base]
     rows = []
     for i, cls in enumerate(base.model.run.dataset.classes):
+        if not pixels[i] > 0:
+            continue
+        bv = float(pc["IoU"].iloc[i])
         vals = []
-        for e in same:
-            v = float(e.point.per_class[metric].iloc[i])
-            vals.append({"num": _num(v), "text": _fmt(metric, v)})
-        split = str(pc["split"].iloc[i]) if "split" in pc else ""
-        pixels = int(pc["pixels"].iloc[i]) if "pixels" in pc else 0
-        rows.append({"cls": cls, "split": split, "pixels": pixels, "vals": vals})
-    return {"metric": metric, "labels": [e.label for e in same], "rows": rows}
+        for e in others:
+            v = float(e.point.per_class["IoU"].iloc[i])
+            d = v - bv
+            lo, hi = (bounds[e.label][0][i], bounds[e.label][1][i]) if e.label in bounds else (math.nan, math.nan)
+            sig = math.isfinite(lo) and (lo > 0 or hi < 0) and not formats.rounds_to_zero(d, info)
+            vals.append({"num": _num(v), "text": formats.value_text(v, info), "d_num": _num(d),
+                         "d_text": formats.delta_text(d, info), "d_ci": formats.interval_text(lo, hi, info, True),
+                         "cls": "" if not sig else ("sig better" if d > 0 else "sig worse")})
+        rows.append({"cls": cls, "split": str(pc["split"].iloc[i]) if "split" in pc else "",
+                     "pixels": int(pixels[i]), "base_num": _num(bv), "base_text": formats.value_text(bv, info),
+                     "vals": vals})
+    return {"base": base.label, "labels": [e.label for e in others], "rows": rows,
+            "hidden": int((~(pixels > 0)).sum())}
 
 
-def render(data: dict, figures: list, gallery, csv_names: list[str], seconds: float) -> str:
+def render(data: dict, figures: list, gallery, csv_names: list[str], seconds: float, explorer=None) -> str:
     env = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
     template = env.get_template("report.html.j2")
@@ -295,7 +477,9 @@ def render(data: dict, figures: list, gallery, csv_names: list[str], seconds: fl
         warnings=data["warnings"], figures=figures, gallery=gallery, csv_names=csv_names,
         families=families, absent_families=absent_fams,
         family_state={e.label: e.point.families for e in entries},
-        per_class=_per_class_view(entries, base), n_boot=opts.n_boot, seed=opts.seed, level=opts.level,
+        per_class=_per_class_view(entries, base, data["boot"], opts.level),
+        headline=(head := headline(data, opts.min_objects)), explorer=explorer,
+        run_pairs=run_to_run(data, head["metrics"]), headline_names=HEADLINE, n_boot=opts.n_boot, seed=opts.seed, level=opts.level,
         n_pooled=len(data["boot"].stems), generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         seconds=f"{seconds:.1f}", escape=html.escape)
 
@@ -317,25 +501,30 @@ def build_report(paths, out_dir, options: Options | None = None) -> dict:
         raise UserError(f"cannot create the output folder ({exc.strerror})", out) from None
     csvs = tables(data)
     for name, frame in csvs.items():
-        frame.to_csv(out / name, index=False)
+        csv_safe(frame).to_csv(out / name, index=False)
+    exported = export_mod.write(data, out, options.export,
+                                export_mod.choose_metrics(data, options.export_metrics, HEADLINE), options.level)
     t2 = time.perf_counter()
     entries = data["entries"]
     col = plots.colors([e.label for e in entries])
-    figures = [f for f in (plots.size_buckets(entries, col), plots.band_curve(entries, col),
-                           plots.occlusion_curves(entries, col), plots.seen_unseen(entries, col),
-                           plots.error_breakdown(entries, col),
-                           plots.small_object_heatmap(entries, csvs["small_objects.csv"], options.heatmap_classes))
-               if f is not None]
+    with plots.style():  # names are drawn as text (no mathtext), legible fonts
+        drawn = (plots.differences(entries, data["base"], col, options.level), plots.size_buckets(entries, col),
+                 plots.band_curve(entries, col), plots.occlusion_curves(entries, col), plots.seen_unseen(entries, col),
+                 plots.error_breakdown(entries, col),
+                 plots.small_object_heatmap(entries, csvs["small_objects.csv"], options.heatmap_classes))
+        figures = [plots.save(f, out, options.figure_files) for f in drawn if f is not None]
     t3 = time.perf_counter()
-    gallery = gallery_mod.build_gallery(entries, data["base"], options.gallery_objects, options.gallery_worst)
+    gallery = gallery_mod.build_gallery(entries, data["base"], options.gallery_objects, options.gallery_worst,
+                                        options.gallery_min_area)
+    explorer = explorer_mod.build(entries, data["base"], options.explorer_images, options.gallery_min_area)
     t4 = time.perf_counter()
-    page = render(data, figures, gallery, list(csvs), t4 - t0)
+    page = render(data, figures, gallery, list(csvs), t4 - t0, explorer)
     html_path = out / "report.html"
     tmp = html_path.with_name(html_path.name + ".tmp")
     tmp.write_text(page, encoding="utf-8")
     tmp.replace(html_path)
     t5 = time.perf_counter()
-    return {"html": html_path, "csv": {n: out / n for n in csvs}, "data": data,
+    return {"html": html_path, "csv": {n: out / n for n in csvs}, "data": data, "export": exported,
             "timings": {**data["timings"], "deltas_and_table": t1 - t0 - sum(data["timings"].values()),
-                        "csv": t2 - t1, "plots": t3 - t2, "gallery": t4 - t3,
+                        "csv": t2 - t1, "plots": t3 - t2, "gallery_and_explorer": t4 - t3,
                         "html": t5 - t4, "total": t5 - t0}}

@@ -2,8 +2,10 @@
 
 Pixels come from the dataset (images, labels; `harness.data.dataset.load_dataset` of the manifest's
 root) and from saved predictions: `RUN/predictions/<model>/<stem>.png` (the runner's
---save-predictions), else `<path>/<stem>.png` of a model scored from a prediction folder. Whatever
-is missing is said on the page; the gallery never fails the report.
+--save-predictions), else `<path>/<stem>.png` of a model scored from a prediction folder; a
+ground-truth baseline (oracle, drop_small, ...) is cheap, so its prediction is rebuilt from the
+manifest's settings and the ground truth. Whatever is missing is said on the page; the gallery never
+fails the report. Photos are inlined as JPEG, label maps as PNG (flat colours: smaller and exact).
 """
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ THUMB_WIDTH = 220    # worst-image panels
 @dataclass
 class Panel:
     label: str
-    png_b64: str | None   # None: not available (the label says why)
+    png_b64: str | None   # base64 picture; None: not available (the label says why)
+    mime: str = "image/png"
 
 
 @dataclass
@@ -62,8 +65,13 @@ def colorize(labels: np.ndarray, pal: np.ndarray) -> np.ndarray:
     return rgb
 
 
-def _png(rgb: np.ndarray) -> str:
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
+JPEG_QUALITY = 85
+
+
+def _png(rgb: np.ndarray, jpeg: bool = False) -> str:
+    bgr = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR)
+    ok, buf = (cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]) if jpeg
+               else cv2.imencode(".png", bgr))
     return base64.b64encode(buf.tobytes()).decode("ascii") if ok else ""
 
 
@@ -80,6 +88,7 @@ class Sources:
             self.problem = f"dataset of run {run.label} not available ({exc})"
         self.pal = palette(run.dataset.num_classes)
         self.predictions_asked = self.predictions_found = 0
+        self._baselines: dict = {}   # model name -> predictor (None: cannot be rebuilt)
 
     def label(self, stem):
         if self.dataset is None:
@@ -104,11 +113,37 @@ class Sources:
             candidates.append(Path(folder) / f"{stem}.png")
         return next((p for p in candidates if p.is_file()), None)
 
+    def baseline(self, model):
+        """The model's predictor when it is a ground-truth baseline (rebuilt from its manifest
+        settings), else None."""
+        spec = model.entry.get("spec") if isinstance(model.entry.get("spec"), dict) else {}
+        if model.entry.get("kind", spec.get("kind")) != "baseline" or self.dataset is None:
+            return None
+        if model.name not in self._baselines:
+            from harness.models.registry import KINDS  # the models package only where a baseline is drawn
+
+            kind = KINDS["baseline"]
+            try:
+                parsed = kind.parse({k: v for k, v in spec.items() if k != "kind"}, "manifest", None)
+                self._baselines[model.name] = kind.open(parsed, self.dataset, None)
+            except (UserError, TypeError, KeyError, ValueError):
+                self._baselines[model.name] = None
+        return self._baselines[model.name]
+
     def prediction(self, model, stem):
         self.predictions_asked += 1
         path = self.prediction_path(model, stem)
         if path is None:
-            return None
+            predictor = self.baseline(model)
+            gt = self.label(stem) if predictor is not None else None
+            if gt is None:
+                return None
+            try:
+                pred = predictor.predict(stem, gt, self.dataset.load_instances(stem, gt.shape))
+            except UserError:
+                return None
+            self.predictions_found += 1
+            return np.asarray(pred, dtype=np.int64)
         self.predictions_found += 1
         try:
             return read_label_png(path).astype(np.int64)
@@ -124,7 +159,7 @@ def _crop_box(x0, y0, x1, y1, h, w, min_side=40, factor=3.0):
     return ax0, ay0, min(w, ax0 + side), min(h, ay0 + side)
 
 
-def _panel(rgb, box, obj_box, size=PANEL) -> str:
+def _panel(rgb, box, obj_box, size=PANEL, jpeg=False) -> str:
     x0, y0, x1, y1 = box
     crop = rgb[y0:y1, x0:x1]
     sy, sx = size / max(crop.shape[0], 1), size / max(crop.shape[1], 1)
@@ -136,13 +171,14 @@ def _panel(rgb, box, obj_box, size=PANEL) -> str:
         out = np.ascontiguousarray(out)
         cv2.rectangle(out, p0, p1, (255, 255, 255), 2)
         cv2.rectangle(out, p0, p1, (0, 0, 0), 1)
-    return _png(out)
+    return _png(out, jpeg)
 
 
-def _thumb(rgb) -> str:
+def _thumb(rgb, jpeg=False) -> str:
     h, w = rgb.shape[:2]
     size = (THUMB_WIDTH, max(1, round(h * THUMB_WIDTH / max(w, 1))))
-    return _png(cv2.resize(rgb, size, interpolation=cv2.INTER_NEAREST))
+    interp = cv2.INTER_AREA if jpeg else cv2.INTER_NEAREST   # a photo is averaged, a label map never
+    return _png(cv2.resize(rgb, size, interpolation=interp), jpeg)
 
 
 def _panels(src: Sources, models, stem, box=None, obj_box=None) -> list[Panel]:
@@ -158,44 +194,59 @@ def _panels(src: Sources, models, stem, box=None, obj_box=None) -> list[Panel]:
     else:
         box = _crop_box(*box, *shape)
 
-        def make(rgb):
-            return _panel(rgb, box, obj_box)
+        def make(rgb, jpeg=False):
+            return _panel(rgb, box, obj_box, jpeg=jpeg)
 
-    def panel(label, rgb):
-        return Panel(label, make(rgb) if rgb is not None and rgb.shape[:2] == shape else None)
+    def panel(label, rgb, jpeg=False):
+        ok = rgb is not None and rgb.shape[:2] == shape
+        return Panel(label, make(rgb, jpeg) if ok else None, "image/jpeg" if jpeg else "image/png")
 
-    panels = [panel("image", image), panel("ground truth", None if gt is None else colorize(gt, src.pal))]
+    panels = [panel("image", image, jpeg=True), panel("ground truth", None if gt is None else colorize(gt, src.pal))]
     panels += [panel(m.label, None if p is None else colorize(p, src.pal)) for m, p in zip(models, preds)]
     return panels
 
 
-def disagreement_objects(entries, n: int = 8, per_image: int = 2) -> pd.DataFrame:
-    """Objects of the same data scored by every model, ranked by disagreement: first objects hit by
-    some models and missed by others, then the spread of object IoU; smaller objects first on ties."""
+def joined_objects(entries) -> pd.DataFrame | None:
+    """One row per ground-truth object scored by every model (same data): image, object, class,
+    area, box and per model `iou::<label>`, `hit::<label>`; an object is kept where every model's
+    records have it with the same area (the same object extraction). None without object records."""
     frames = []
     for e in entries:
         obj = e.model.tables["objects"]
         if not len(obj) or not {"object", "iou", "hit", "area"} <= set(obj.columns):
-            return pd.DataFrame()
+            return None
         frames.append(obj.set_index(["image", "object"]))
-    if len(frames) < 2:
-        return pd.DataFrame()
-    base = frames[0][["class", "area", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"]].copy()
+    if not frames:
+        return None
+    keep = ["class", "area", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1"] + \
+        (["occlusion"] if "occlusion" in frames[0].columns else [])
+    base = frames[0][keep].copy()
     for e, f in zip(entries, frames):
         base = base.join(f[["iou", "hit", "area"]].rename(columns={"iou": f"iou::{e.label}", "hit": f"hit::{e.label}",
                                                                     "area": f"area::{e.label}"}), how="inner")
     same = np.ones(len(base), bool)
-    for e in entries:  # the same object in every model's records (same object extraction)
+    for e in entries:
         same &= base[f"area::{e.label}"].to_numpy() == base["area"].to_numpy()
-    base = base[same]
+    return base[same].drop(columns=[f"area::{e.label}" for e in entries]).reset_index()
+
+
+def disagreement_objects(entries, n: int = 8, per_image: int = 2, min_area: int = 0) -> pd.DataFrame:
+    """Objects of the same data scored by every model, ranked by disagreement: first objects hit by
+    some models and missed by others, then the spread of object IoU; smaller objects first on ties.
+    Objects under min_area pixels are skipped (too small to see in a crop)."""
+    if len(entries) < 2:
+        return pd.DataFrame()
+    base = joined_objects(entries)
+    if base is None:
+        return pd.DataFrame()
+    base = base[base["area"].to_numpy() >= min_area]
     if not len(base):
         return pd.DataFrame()
     ious = base[[f"iou::{e.label}" for e in entries]].to_numpy(dtype=np.float64)
     hits = base[[f"hit::{e.label}" for e in entries]].to_numpy(dtype=bool)
-    base["hit_split"] = hits.any(axis=1) & ~hits.all(axis=1)
-    base["spread"] = np.nanmax(ious, axis=1) - np.nanmin(ious, axis=1)
-    base = base.reset_index().sort_values(["hit_split", "spread", "area"], ascending=[False, False, True],
-                                          kind="stable")
+    base = base.assign(hit_split=hits.any(axis=1) & ~hits.all(axis=1),
+                       spread=np.nanmax(ious, axis=1) - np.nanmin(ious, axis=1))
+    base = base.sort_values(["hit_split", "spread", "area"], ascending=[False, False, True], kind="stable")
     base = base[base["spread"] > 0]
     base = base.groupby("image", sort=False).head(per_image)
     return base.head(n).reset_index(drop=True)
@@ -213,7 +264,7 @@ def worst_images(pixel: pd.DataFrame, k: int = 3) -> pd.DataFrame:
     return per.sort_values(kind="stable").head(k).rename("image_mIoU").reset_index()
 
 
-def build_gallery(entries, baseline, n_objects: int = 8, n_worst: int = 3) -> Gallery:
+def build_gallery(entries, baseline, n_objects: int = 8, n_worst: int = 3, min_area: int = 0) -> Gallery:
     gallery = Gallery()
     if n_objects <= 0 and n_worst <= 0:
         gallery.notes.append("gallery disabled")
@@ -227,7 +278,7 @@ def build_gallery(entries, baseline, n_objects: int = 8, n_worst: int = 3) -> Ga
 
     same = [e for e in entries if e.model.run.dataset_key == baseline.model.run.dataset_key]
     if len(same) >= 2 and n_objects > 0:
-        ranked = disagreement_objects(same, n_objects)
+        ranked = disagreement_objects(same, n_objects, min_area=min_area)
         src = src_of(baseline)
         classes = baseline.model.run.dataset.classes
         for _, r in ranked.iterrows():

@@ -25,6 +25,7 @@ from harness.evaluation.aggregate import class_info, class_sums, summarize
 from harness.metrics.family import SummaryInputs
 from harness.metrics.registry import FAMILIES
 from harness.metrics.resampling import Resampling
+from harness.metrics.standard import COUNT_COLUMNS, per_class_metrics
 from harness.report.runs import ModelRun
 
 FAMILY_ORDER = tuple(FAMILIES)  # the registry's order
@@ -100,6 +101,7 @@ class Bootstrap:
             stems.update(m.images)
         self.stems = sorted(stems)
         self.weights = draw_weights(len(self.stems), n_boot, seed)
+        self._class_iou: dict[int, np.ndarray] = {}   # id(model) -> [B, C], kept by `distributions`
 
     def distributions(self, model: ModelRun, point: ModelMetrics) -> dict[str, np.ndarray]:
         """metric -> [B] resampled values: each family's `resampled` under the shared resamples, for
@@ -127,7 +129,35 @@ class Bootstrap:
             except Exception:  # noqa: BLE001 - records without a column the family needs: no intervals
                 continue
             out.update({k: np.asarray(v, dtype=np.float64) for k, v in values.items() if k in with_interval})
+        # per-class IoU from the class sums the standard family just made (cached by the resampling)
+        if len(model.tables["pixel"]) and set(COUNT_COLUMNS) <= set(model.tables["pixel"].columns):
+            sums = resampling.class_sums(model.tables["pixel"], COUNT_COLUMNS, dataset.num_classes)
+            with np.errstate(all="ignore"):
+                self._class_iou[id(model)] = per_class_metrics(*(sums[c][:-1] for c in COUNT_COLUMNS))["IoU"]
         return {name: values[:-1] for name, values in out.items() if _same(values[-1], point.scalars.get(name))}
+
+
+    def class_iou(self, model: ModelRun) -> np.ndarray | None:
+        """[B, C] per-class IoU (%) under the shared resamples: the standard family's per-class IoU
+        of the summed counts (I / (P + L - I)) of each resampled dataset; None without resamples."""
+        if self.n_boot == 0 or not len(model.tables["pixel"]):
+            return None
+        if id(model) in self._class_iou:
+            return self._class_iou[id(model)]
+        stems = model.images
+        resampling = Resampling(self.weights[:, pd.Index(self.stems).get_indexer(stems)], stems)
+        sums = resampling.class_sums(model.tables["pixel"], COUNT_COLUMNS, model.run.dataset.num_classes)
+        with np.errstate(all="ignore"):
+            return per_class_metrics(*(sums[c] for c in COUNT_COLUMNS))["IoU"]
+
+
+def intervals(values: np.ndarray, level: float = 95.0) -> tuple[np.ndarray, np.ndarray]:
+    """Column-wise percentile interval of [B, k] values (NaN where a column has no finite value)."""
+    values = np.asarray(values, dtype=np.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        lo, hi = np.nanpercentile(values, [(100 - level) / 2, 100 - (100 - level) / 2], axis=0)
+    return lo, hi
 
 
 def _same(at_one: float, point: float | None) -> bool:
