@@ -8,7 +8,7 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "harness"
 # Earlier stages first. A module may import its own stage and any earlier one.
-STAGES = ("errors", "extras", "files", "cache", "shipped", "config", "metrics", "data", "evaluation", "zegclip",
+STAGES = ("errors", "extras", "files", "cache", "shipped", "config", "metrics", "data", "conditions", "evaluation", "zegclip",
           "models", "run", "report", "cli")
 
 
