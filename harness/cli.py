@@ -62,6 +62,8 @@ def _build_parser():
     run.add_argument("--loader-workers", type=at_least(0), help="DataLoader workers decoding images for a model")
     run.add_argument("--save-predictions", action="store_true",
                      help="also write every model's label maps to RUN/predictions/<model>/<stem>.png")
+    run.add_argument("--save-inputs", action="store_true",
+                     help="also write each condition's images (what the models saw) to RUN/inputs/<condition>/<stem>.png")
     run.add_argument("--shard", metavar="i/n", help="evaluate every n-th image from the i-th (0 <= i < n); "
                                                     "the shards' records merge into one summary")
     run.add_argument("--chunk-size", type=at_least(1), default=64, help="images per committed record chunk (default 64)")
@@ -93,7 +95,7 @@ def cmd_run(args) -> int:
     out, summary = run_from_args(args.protocol, args.data, args.predictions, args.out, args.limit, args.workers,
                                  models=args.model, device=args.device, precision=args.precision,
                                  batch_size=args.batch_size, loader_workers=args.loader_workers,
-                                 save_predictions=args.save_predictions, shard=args.shard,
+                                 save_predictions=args.save_predictions, save_inputs=args.save_inputs, shard=args.shard,
                                  chunk_size=args.chunk_size)
     for model, metrics in summary.items():
         shown = {k: metrics[k] for k in SHOWN_METRICS if k in metrics and metrics[k] is not None}

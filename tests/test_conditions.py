@@ -59,4 +59,4 @@ def test_condition_names_are_plain_names(tmp_path, capsys):
     protocol = tmp_path / "p.yaml"
     protocol.write_text(yaml.safe_dump({"name": "t", "families": {"standard": {}}, "conditions": ["../x"]}))
     rc, _, err = zeg_eval_inprocess(capsys, "run", protocol, "--predictions", tmp_path)
-    one_line_error(rc, err, protocol, "conditions must be a list of distinct names")
+    one_line_error(rc, err, protocol, "line 2: condition '../x' must be a plain name")

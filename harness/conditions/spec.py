@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import math
 import re
 from dataclasses import dataclass
 
@@ -50,10 +51,13 @@ _LEVELLED = re.compile(r"^(?P<transform>[A-Za-z0-9_.+]+)-(?P<level>[0-9][0-9.]*)
 
 def _level_problem(transform: str, level) -> str | None:
     """Why `level` is not a level of `transform` (None when it is)."""
-    if isinstance(level, bool) or not isinstance(level, (int, float)) or not np.isfinite(level):
-        return "must be a number"
+    if isinstance(level, bool) or not isinstance(level, (int, float)) or (isinstance(level, float)
+                                                                          and not math.isfinite(level)):
+        return f"level {level!r} must be a number"
     if transform in IMAGENET_C:
-        return None if isinstance(level, int) and 1 <= level <= 5 else f"severity {level!r} is outside 1-5"
+        if not isinstance(level, int):
+            return f"severity {level!r} must be an integer 1-5"
+        return None if 1 <= level <= 5 else f"severity {level!r} is outside 1-5"
     if transform == "resolution":
         return None if 0 < level <= 1 else f"resolution factor {level!r} must be > 0 and <= 1"
     if transform == "jpeg":
@@ -103,6 +107,19 @@ class Condition:
     def severity(self) -> float:
         """The robustness tables' `severity` column: 0 clean, 1-5 for ImageNet-C, a knob's value."""
         return float("nan") if self.transform == NAMED else self.level
+
+    def describe(self) -> dict:
+        """JSON-able, for the manifest (from_description reads it back)."""
+        return {"name": self.name, "transform": self.transform, "level": self.level, "seed": self.seed,
+                "corruption": self.corruption, "severity": None if self.transform == NAMED else self.severity}
+
+    @classmethod
+    def from_description(cls, entry) -> Condition:
+        """A manifest's condition entry (a dict, or a name as older run folders wrote it)."""
+        if isinstance(entry, str):
+            return named(entry)
+        return cls(name=str(entry["name"]), transform=str(entry.get("transform", NAMED)),
+                   level=entry.get("level", 0), seed=int(entry.get("seed", 0)))
 
     def identity(self):
         """What determines this condition's images, for record identity. The clean and named

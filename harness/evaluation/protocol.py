@@ -7,8 +7,10 @@
       size: {buckets: {small: [0, 1024], medium: [1024, 9216], large: [9216, null]}}
     data: sample                   # default dataset for `zeg-eval run` without --data
     models: [...]                  # models to run (harness.models); optional for scoring folders
-    conditions: [clean]            # image conditions (default: clean only); a prediction folder
-                                   # holds a condition's maps in <folder>/<condition>/<stem>.png
+    conditions: [clean, gaussian_noise-3, {resolution: [0.5]}]   # image conditions (harness.conditions.spec;
+                                   # default: clean only); a prediction folder holds a condition's
+                                   # maps in <folder>/<condition>/<stem>.png
+    robustness: {reference: m}     # the model mean Corruption Errors are relative to (optional)
 
 Unknown keys anywhere are errors naming the file and line.
 """
@@ -19,6 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.conditions.spec import CLEAN_CONDITION, parse_conditions
 from harness.config.yamlcfg import check_keys, mapping_items, parse_yaml, to_python
 from harness.errors import UserError
 from harness.metrics.registry import FAMILIES
@@ -35,6 +38,22 @@ def family_config(family: str, given: dict | None = None):
 
 
 @dataclass(frozen=True)
+class RobustnessSettings:
+    """How a run with conditions summarises them (harness.evaluation.robustness)."""
+    reference: str | None = None   # the model whose errors mean Corruption Errors divide by
+    bootstrap: int = 1000          # resamples for the intervals of clean - corrupted (0: none)
+    seed: int = 0                  # of the resamples
+
+    def __post_init__(self):
+        if self.reference is not None and (not isinstance(self.reference, str) or not SAFE_NAME.match(self.reference)):
+            raise ValueError(f"reference must be a model name, not {self.reference!r}")
+        for name in ("bootstrap", "seed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be a non-negative integer, not {value!r}")
+
+
+@dataclass(frozen=True)
 class Protocol:
     name: str
     families: dict  # family name -> its config dataclass, in a fixed order
@@ -42,12 +61,14 @@ class Protocol:
     data: str | None = None
     models: tuple = ()
     path: Path | None = None
-    conditions: tuple = ("clean",)   # image conditions every model is evaluated under
+    conditions: tuple = (CLEAN_CONDITION,)   # harness.conditions.spec.Condition, clean first
+    robustness: RobustnessSettings = RobustnessSettings()
 
     def to_dict(self) -> dict:
         return {"name": self.name, "description": self.description, "data": self.data,
                 "families": {k: dataclasses.asdict(v) for k, v in self.families.items()},
-                "models": list(self.models), "conditions": list(self.conditions)}
+                "models": list(self.models), "conditions": [c.describe() for c in self.conditions],
+                "robustness": dataclasses.asdict(self.robustness)}
 
 
 def _family_config(cls, node, path, family):
@@ -79,11 +100,23 @@ def _family_config(cls, node, path, family):
         raise UserError(f"line {line}: families.{family}.{exc}", path) from None
 
 
+def _robustness(entry, path) -> RobustnessSettings:
+    node, line = entry
+    items = mapping_items(node, path, where="robustness")
+    check_keys(items, {f.name for f in dataclasses.fields(RobustnessSettings)}, path, where="robustness")
+    values = {key: to_python(value) for key, value, _ in items}
+    try:
+        return RobustnessSettings(**values)
+    except ValueError as exc:
+        line = next((ln for key, _, ln in items if str(exc).startswith(key)), line)
+        raise UserError(f"line {line}: robustness.{exc}", path) from None
+
+
 def load_protocol(path: str | Path) -> Protocol:
     path = Path(path)
     root = parse_yaml(path)
     items = mapping_items(root, path)
-    check_keys(items, {"name", "description", "families", "data", "models", "conditions"}, path)
+    check_keys(items, {"name", "description", "families", "data", "models", "conditions", "robustness"}, path)
     top = {k: (v, line) for k, v, line in items}
     if "families" not in top:
         raise UserError("a protocol needs 'families' (standard, size, occlusion, boundary)", path)
@@ -112,13 +145,13 @@ def load_protocol(path: str | Path) -> Protocol:
     data = to_python(top["data"][0]) if "data" in top else None
     if not isinstance(data, (str, type(None))):
         raise UserError(f"line {top['data'][1]}: data must be a dataset folder, its yaml, or 'sample'", path)
-    conditions = to_python(top["conditions"][0]) if "conditions" in top else ["clean"]
-    if not isinstance(conditions, list) or not conditions or not all(
-            isinstance(c, str) and SAFE_NAME.match(c) for c in conditions) or len(set(conditions)) != len(conditions):
-        raise UserError(f"line {top['conditions'][1]}: conditions must be a list of distinct names (letters, digits, "
-                        "'_', '-', '.', '+'), e.g. [clean]", path)
+    conditions = parse_conditions(top["conditions"][0], path) if "conditions" in top else (CLEAN_CONDITION,)
+    robustness = _robustness(top["robustness"], path) if "robustness" in top else RobustnessSettings()
+    if robustness.reference is not None and len(conditions) == 1:
+        raise UserError(f"line {top['robustness'][1]}: robustness needs conditions besides clean", path)
     return Protocol(
-        conditions=tuple(conditions),
+        conditions=conditions,
+        robustness=robustness,
         name=name,
         description=description or "",
         families=families,

@@ -79,9 +79,10 @@ class Predictor:
         """What it ran with (device, precision, ...), for the manifest."""
         return {}
 
-    def under(self, condition: str) -> Predictor:
-        """This model under an image condition (`clean`: the images as they are). A predictor made
-        from the ground truth does not look at the image, so it is the same under every condition."""
+    def under(self, condition) -> Predictor:
+        """This model under an image condition (a harness.conditions.spec.Condition; clean: the images
+        as they are), or a UserError when it cannot have it. A predictor made from the ground truth
+        does not look at the image, so it is the same under every condition."""
         return self
 
 

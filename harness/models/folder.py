@@ -19,6 +19,7 @@ import numpy as np
 
 from harness.data.imageio import read_label_png
 from harness.errors import UserError
+from harness.files import check_component
 from harness.models.base import (
     NAME,
     ModelKind,
@@ -60,13 +61,13 @@ class FolderPredictor(Predictor):
     def run_info(self) -> dict:
         return {"path": str(self.path.resolve())}
 
-    def under(self, condition: str) -> Predictor:
-        """A condition's maps lie in <folder>/<condition>/ (the clean ones in the folder itself)."""
-        if condition == "clean":
+    def under(self, condition) -> Predictor:
+        """A condition's maps lie in <folder>/<condition name>/ (the clean ones in the folder itself)."""
+        if condition.is_clean:
             return self
-        folder = self.path / condition
+        folder = self.path / check_component(condition.name, "condition")
         if not folder.is_dir():
-            raise UserError(f"no predictions for condition '{condition}' (expected {folder}/<stem>.png)", folder)
+            raise UserError(f"no predictions for condition '{condition.name}' (expected {folder}/<stem>.png)", folder)
         return FolderPredictor(folder)
 
 

@@ -22,6 +22,7 @@ import ast
 from pathlib import Path
 
 from harness import extras
+from harness.conditions.spec import CLEAN_CONDITION
 from harness.errors import SkipModel, UserError
 from harness.files import digest_files, sha256_file
 from harness.models.base import (
@@ -70,8 +71,9 @@ class MmsegPredictor(Predictor):
 
     in_workers = False
 
-    def __init__(self, spec: MmsegSpec, dataset, runtime: Runtime, weights=None):
+    def __init__(self, spec: MmsegSpec, dataset, runtime: Runtime, weights=None, condition=CLEAN_CONDITION):
         self.spec, self.dataset, self.runtime, self.weights = spec, dataset, runtime, weights
+        self.condition = condition
         self._info: dict = {}
 
     def stream(self, stems):
@@ -82,17 +84,22 @@ class MmsegPredictor(Predictor):
         precision = self.runtime.precision or self.spec.precision
         self._info = {"device": device, "precision": effective_precision(device, precision)}
         weights = self.weights or mmseg_predictor.load_weights
-        yield from mmseg_predictor.predict_stream(self.spec, self.dataset, stems, self.runtime, weights)
+        yield from mmseg_predictor.predict_stream(self.spec, self.dataset, stems, self.runtime, weights,
+                                                  condition=self.condition)
 
     def input_path(self, stem: str) -> Path:
         return self.dataset.image_path(stem)
 
-    def under(self, condition: str) -> Predictor:
-        if condition != "clean":
-            raise UserError(f"model '{self.spec.name}': condition '{condition}' needs an image transform, and "
-                            "zeg-eval has none yet for models that run here; give a prediction folder "
-                            f"with a '{condition}' subfolder instead")
-        return self
+    def under(self, condition) -> Predictor:
+        """The condition is applied to each image before the model's own pipeline (in the DataLoader's
+        workers); a condition without a transform is only a prediction folder's."""
+        if not condition.has_transform:
+            raise UserError(f"model '{self.spec.name}': condition '{condition.name}' has no image transform (known: "
+                            "clean, <corruption>-<severity>, resolution-<f>, jpeg-<q>, blur-<sigma>, noise-<sigma>); "
+                            "a condition of your own needs a prediction folder with a subfolder of its name")
+        if condition.is_clean:
+            return self
+        return MmsegPredictor(self.spec, self.dataset, self.runtime, self.weights, condition)
 
     def run_info(self) -> dict:
         return dict(self._info)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from harness.conditions.spec import CLEAN_CONDITION, Condition
 from harness.data.dataset import DatasetSpec
 from harness.errors import UserError
 from harness.models.base import Runtime
@@ -166,11 +167,13 @@ def _test_pipeline(cfg, spec: MmsegSpec) -> list:
 class ImageDataset(torch.utils.data.Dataset):
     """The images of the pending stems through the config's test pipeline (in DataLoader workers)."""
 
-    def __init__(self, dataset: DatasetSpec, stems: list[str], pipeline: list, to_float32: bool = False):
+    def __init__(self, dataset: DatasetSpec, stems: list[str], pipeline: list, to_float32: bool = False,
+                 condition: Condition = CLEAN_CONDITION):
         self.dataset = dataset
         self.stems = stems
         self.pipeline_cfg = pipeline
         self.to_float32 = to_float32
+        self.condition = condition
         self._pipeline = None
 
     def __len__(self):
@@ -191,9 +194,19 @@ class ImageDataset(torch.utils.data.Dataset):
         img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
         if img is None:
             return {"stem": stem, "error": f"{path}: cannot decode image (corrupt or unsupported format)"}
+        label_shape = img.shape[:2]
+        if not self.condition.is_clean:
+            # conditions work on RGB (as the corruption code expects); the model's pipeline gets BGR as
+            # mmcv's loader gives it
+            try:
+                img = cv2.cvtColor(self.condition.apply(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), stem), cv2.COLOR_RGB2BGR)
+            except (UserError, ValueError) as exc:
+                return {"stem": stem, "error": f"{path}: condition '{self.condition.name}': {exc}"}
         if self.to_float32:
             img = img.astype(np.float32)
-        results = {"img": img, "img_path": str(path), "img_shape": img.shape[:2], "ori_shape": img.shape[:2],
+        # ori_shape is the label's: mmseg resizes the scores (bilinear) to it, so a prediction made from a
+        # downscaled image (resolution-<f>) comes back at label resolution
+        results = {"img": img, "img_path": str(path), "img_shape": img.shape[:2], "ori_shape": label_shape,
                    "reduce_zero_label": self.dataset.reduce_zero_label, "seg_fields": []}
         packed = self._pipeline(results)
         packed["stem"] = stem
@@ -223,9 +236,9 @@ def prepare(spec: MmsegSpec, dataset: DatasetSpec, device: str, weights=load_wei
 
 
 def predict_stream(spec: MmsegSpec, dataset: DatasetSpec, stems: list[str], runtime: Runtime,
-                   weights=load_weights):
-    """Yield (stem, label map) for `stems` in order. The model is built on the first next();
-    `weights(spec, model)` loads the checkpoint (the kind's loader)."""
+                   weights=load_weights, condition: Condition = CLEAN_CONDITION):
+    """Yield (stem, label map) for `stems` in order, each image under `condition`. The model is
+    built on the first next(); `weights(spec, model)` loads the checkpoint (the kind's loader)."""
     device = pick_device(runtime.device)
     cpus = len(os.sched_getaffinity(0))
     threads = torch.get_num_threads()
@@ -234,12 +247,12 @@ def predict_stream(spec: MmsegSpec, dataset: DatasetSpec, stems: list[str], runt
         # torch, its threads spin-wait for each other whenever a metric worker takes a core.
         torch.set_num_threads(max(1, cpus // 2))
     try:
-        yield from _predict(spec, dataset, stems, runtime, device, cpus, weights)
+        yield from _predict(spec, dataset, stems, runtime, device, cpus, weights, condition)
     finally:
         torch.set_num_threads(threads)  # the caller's process is left as it was
 
 
-def _predict(spec, dataset, stems, runtime: Runtime, device, cpus, weights):
+def _predict(spec, dataset, stems, runtime: Runtime, device, cpus, weights, condition):
     from mmengine.dataset import pseudo_collate
 
     model, pipeline, to_float32 = prepare(spec, dataset, device, weights)
@@ -249,7 +262,7 @@ def _predict(spec, dataset, stems, runtime: Runtime, device, cpus, weights):
     if workers is None:
         workers = max(1, min(4, cpus // 2))
     loader = torch.utils.data.DataLoader(
-        ImageDataset(dataset, stems, pipeline, to_float32), batch_size=batch_size, shuffle=False,
+        ImageDataset(dataset, stems, pipeline, to_float32, condition), batch_size=batch_size, shuffle=False,
         num_workers=workers, collate_fn=_collate, pin_memory=device.startswith("cuda"),
         persistent_workers=False, prefetch_factor=2 if workers > 0 else None)
     with torch.inference_mode(), autocast(device, precision, spec.name):

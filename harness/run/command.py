@@ -55,7 +55,7 @@ def choose_models(protocol: Protocol, names, predictions) -> list:
 
 
 def run_from_args(protocol_path, data, predictions, out, limit=None, workers=None, *, models=None,
-                  device="auto", precision=None, batch_size=None, loader_workers=None, save_predictions=False,
+                  device="auto", precision=None, batch_size=None, loader_workers=None, save_predictions=False, save_inputs=False,
                   shard=None, chunk_size=64) -> tuple[Path, dict]:
     """The `run` command; returns (run folder, summary.json's content)."""
     protocol = load_protocol(find_protocol(protocol_path))
@@ -74,7 +74,7 @@ def run_from_args(protocol_path, data, predictions, out, limit=None, workers=Non
         options = RunOptions(out=out, limit=limit, workers=workers, models=chosen, conditions=protocol.conditions,
                              runtime=Runtime(device=device, precision=precision, batch_size=batch_size,
                                              loader_workers=loader_workers),
-                             save_predictions=save_predictions, chunk_size=chunk_size,
+                             save_predictions=save_predictions, save_inputs=save_inputs, chunk_size=chunk_size,
                              shard=(distributed.rank, distributed.world) if distributed else parse_shard(shard),
                              distributed=distributed)
         return out, run(protocol, dataset, options)

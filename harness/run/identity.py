@@ -25,7 +25,9 @@ from harness.files import digest_files
 from harness.run.records import RecordSet, image_rows
 
 
-def model_identity(kind_identity: dict, protocol, dataset, condition: str) -> dict:
+def model_identity(kind_identity: dict, protocol, dataset, condition) -> dict:
+    """`condition`: a harness.conditions.spec.Condition (its identity: name, transform, level, seed and
+    the version of the code that makes its images)."""
     return {"model": kind_identity,
             "families": {name: dataclasses.asdict(cfg) for name, cfg in protocol.families.items()},
             "dataset": {"classes": list(dataset.classes), "ignore_index": dataset.ignore_index,
@@ -36,7 +38,7 @@ def model_identity(kind_identity: dict, protocol, dataset, condition: str) -> di
                         # records of runs made before these settings existed stay valid
                         **({"instance_ids": dataset.instance_ids} if dataset.instance_ids != "plain" else {}),
                         **({"crowd_id": dataset.crowd_id} if dataset.crowd_id is not None else {})},
-            "condition": condition, "records_version": RECORDS_VERSION}
+            "condition": condition.identity(), "records_version": RECORDS_VERSION}
 
 
 def digest(identity: dict) -> str:

@@ -4,10 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.conditions.spec import CLEAN_CONDITION, Condition
 from harness.errors import UserError
 from harness.models.base import Runtime
-
-CLEAN = "clean"
 
 
 @dataclass
@@ -16,9 +15,10 @@ class RunOptions:
     limit: int | None = None
     workers: int | None = None             # metric worker processes
     models: list = field(default_factory=list)  # model specs (harness.models)
-    conditions: tuple[str, ...] = (CLEAN,)  # image conditions each model is evaluated under
+    conditions: tuple[Condition, ...] = (CLEAN_CONDITION,)  # image conditions each model is evaluated under
     runtime: Runtime = field(default_factory=Runtime)
     save_predictions: bool = False
+    save_inputs: bool = False              # write each condition's images under RUN/inputs/<condition>/
     shard: tuple[int, int] | None = None   # (i, n), 0 <= i < n
     chunk_size: int = 64
     distributed: object | None = None      # a harness.run.distributed.Distributed under torchrun
@@ -28,7 +28,8 @@ class RunOptions:
         r = self.runtime
         return {"limit": self.limit, "workers": self.workers, "device": r.device, "precision": r.precision,
                 "batch_size": r.batch_size, "save_predictions": self.save_predictions, "chunk_size": self.chunk_size,
-                "shard": None if self.shard is None else list(self.shard), "conditions": list(self.conditions)}
+                "shard": None if self.shard is None else list(self.shard), "conditions": [c.name for c in self.conditions],
+                "save_inputs": self.save_inputs}
 
 
 def parse_shard(text: str | None) -> tuple[int, int] | None:

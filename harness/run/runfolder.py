@@ -11,6 +11,10 @@
     RUN/records/<table>/model=<m>/condition=<c>/   per-image tables (harness.run.records)
     RUN/predictions/<model>/<condition>/<stem>.png label maps, with --save-predictions (clean: no
                                condition level: RUN/predictions/<model>/<stem>.png)
+    RUN/inputs/<condition>/<stem>.png  the images a condition made (what the models saw), with --save-inputs
+    RUN/robustness.csv         one row per (model, condition, metric): value, clean value, difference
+                               with its paired interval, relative value (harness.evaluation.robustness)
+    RUN/robustness_summary.csv one row per (model, metric, corruption, measure): mPC, rPC, CE, mCE
 """
 from __future__ import annotations
 
@@ -46,6 +50,10 @@ def predictions_dir(run_dir: Path, model: str, condition: str = CLEAN) -> Path:
     check_component(model, "model name")
     parts = ("predictions", model) if condition == CLEAN else ("predictions", model, check_component(condition, "condition"))
     return inside(run_dir, *parts)
+
+
+def inputs_dir(run_dir: Path, condition: str) -> Path:
+    return inside(run_dir, "inputs", check_component(condition, "condition"))
 
 
 def _finite(value):

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.data.dataset import DatasetSpec
@@ -26,6 +27,7 @@ from harness.models.registry import kind_of
 from harness.run import manifest, records, runfolder
 from harness.run.identity import digest, model_identity, verified_done
 from harness.run.options import RunOptions
+from harness.run.robustness_files import write_robustness
 from harness.run.scoring import score_model
 
 
@@ -44,7 +46,7 @@ def run(protocol: Protocol, dataset: DatasetSpec, options: RunOptions) -> dict:
     for model in options.models:  # before anything runs: a typo must not surface hours later
         kind_of(model).check(model)
     for condition in options.conditions:
-        check_component(condition, "condition")
+        check_component(condition.name, "condition")
     stems = dataset.stems()
     if options.limit is not None:
         stems = stems[: options.limit]
@@ -55,8 +57,8 @@ def run(protocol: Protocol, dataset: DatasetSpec, options: RunOptions) -> dict:
         manifest.update(out, lambda m: _start(m, protocol, dataset, stems, options, out))
         failed, interrupted = True, False
         try:
-            for model in options.models:
-                _run_model(model, protocol, dataset, mine, options, out, shard_key)
+            for opened in _open_models(options, dataset):
+                _run_model(opened, protocol, dataset, mine, options, out, shard_key)
             failed = False
         except KeyboardInterrupt:
             interrupted = True
@@ -106,35 +108,57 @@ def _dataset_entry(dataset: DatasetSpec) -> dict:
             "crowd_id": dataset.crowd_id}
 
 
-def _run_model(spec, protocol, dataset, stems, options: RunOptions, out: Path, shard_key) -> None:
+@dataclass
+class _Opened:
+    """A model opened for this run: its predictor under each condition, or why it is skipped."""
+    spec: object
+    predictors: dict = field(default_factory=dict)   # condition name -> Predictor
+    skipped: str | None = None
+
+
+def _open_models(options: RunOptions, dataset) -> list[_Opened]:
+    """Every model opened under every condition before anything is computed: a condition a model
+    cannot run (a missing prediction folder, a condition without a transform for a model that looks
+    at images) is one line now, not after hours of other models' work."""
+    opened = []
+    for spec in options.models:
+        try:
+            predictor = kind_of(spec).open(spec, dataset, options.runtime)
+        except SkipModel as exc:
+            opened.append(_Opened(spec, skipped=str(exc)))
+            continue
+        opened.append(_Opened(spec, {c.name: predictor.under(c) for c in options.conditions}))
+    return opened
+
+
+def _run_model(opened: _Opened, protocol, dataset, stems, options: RunOptions, out: Path, shard_key) -> None:
+    spec = opened.spec
     name = spec.name
-    kind = kind_of(spec)
-    try:
-        predictor = kind.open(spec, dataset, options.runtime)
-    except SkipModel as exc:
-        reason = str(exc)
-        _log(f"skipping model '{name}': {reason}")
-        manifest.model_update(out, name, status="skipped", skipped=reason)
+    if opened.skipped is not None:
+        _log(f"skipping model '{name}': {opened.skipped}")
+        manifest.model_update(out, name, status="skipped", skipped=opened.skipped)
         return
-    kind_identity = kind.identity(spec)
+    kind_identity = kind_of(spec).identity(spec)
     recorded = manifest.read(out, strict=False).get("models", {}).get(name, {}).get("identities") or {}
     part = records.part_name(options.shard)
     for condition in options.conditions:
-        predictor_here = predictor.under(condition)
+        predictor_here = opened.predictors[condition.name]
         identity = model_identity(kind_identity, protocol, dataset, condition)
-        record_set = records.RecordSet(out, name, condition)
+        record_set = records.RecordSet(out, name, condition.name)
         records.check_chunks(record_set)  # a damaged chunk is deleted (one line): its images are pending
-        done = verified_done(record_set, identity, dataset, predictor_here, stems, recorded.get(condition))
-        manifest.update(out, lambda m: _mark_running(m["models"][name], condition, identity))
-        save_dir = runfolder.predictions_dir(out, name, condition) if options.save_predictions else None
-        label = name if condition == runfolder.CLEAN else f"{name} ({condition})"
+        done = verified_done(record_set, identity, dataset, predictor_here, stems, recorded.get(condition.name))
+        manifest.update(out, lambda m: _mark_running(m["models"][name], condition.name, identity))
+        save_dir = runfolder.predictions_dir(out, name, condition.name) if options.save_predictions else None
+        inputs_dir = runfolder.inputs_dir(out, condition.name) \
+            if options.save_inputs and condition.has_transform and not condition.is_clean else None
+        label = name if condition.is_clean else f"{name} ({condition.name})"
         label = label if shard_key is None else f"{label} [{shard_key}]"
         start = time.perf_counter()
         status, result = "interrupted", None
         try:
             result = score_model(dataset, protocol, record_set, stems, predictor=predictor_here, identity=digest(identity),
                                  done=done, workers=options.workers, label=label, chunk_size=options.chunk_size,
-                                 part=part, save_dir=save_dir)
+                                 part=part, save_dir=save_dir, condition=condition, inputs_dir=inputs_dir)
             status = "complete"
         except UserError:
             status = "failed"
@@ -142,7 +166,7 @@ def _run_model(spec, protocol, dataset, stems, options: RunOptions, out: Path, s
         finally:
             seconds = time.perf_counter() - start
             info = predictor_here.run_info()
-            manifest.update(out, lambda m: _finished(m["models"][name], info, status, seconds, result, condition,
+            manifest.update(out, lambda m: _finished(m["models"][name], info, status, seconds, result, condition.name,
                                                      shard_key))
 
 
@@ -157,6 +181,12 @@ def _finished(entry: dict, info: dict, status, seconds, result, condition, shard
         entry["run_info"] = info
     manifest.record_timing(entry, status=status, seconds=seconds, result=result, condition=condition,
                            shard_key=shard_key)
+
+
+def _condition_order(recorded, this_run) -> list[str]:
+    """This run's conditions in the protocol's order, then those only earlier runs recorded."""
+    names = [c.name for c in this_run]
+    return names + sorted(set(recorded) - set(names))
 
 
 def _merge(out: Path, protocol, dataset, stems, options: RunOptions):
@@ -174,8 +204,7 @@ def _merge(out: Path, protocol, dataset, stems, options: RunOptions):
         for name, entry in m.get("models", {}).items():
             if entry.get("status") == "skipped":
                 continue
-            conditions = sorted(set(entry.get("conditions") or {}) | (set(options.conditions) if name in this_run
-                                                                        else set()))
+            conditions = _condition_order(entry.get("conditions") or {}, options.conditions if name in this_run else ())
             for condition in conditions:
                 frames = records.read_tables(records.RecordSet(out, name, condition), images=stems, pixel_sums=True)
                 if len(frames["images"]) < len(stems):
@@ -191,6 +220,7 @@ def _merge(out: Path, protocol, dataset, stems, options: RunOptions):
                     names.append(name)
         summaries = {k: v for k, v in summaries.items() if k[0] in names}
         runfolder.write_outputs(out, summaries)
+        write_robustness(out, summaries, protocol, dataset, stems)
         manifest.finish(m, names)
         manifest.write(out, m)
     return summaries

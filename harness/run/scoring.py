@@ -33,8 +33,9 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from harness.conditions.spec import CLEAN_CONDITION, Condition
 from harness.data.dataset import DatasetSpec
-from harness.data.imageio import write_label_png
+from harness.data.imageio import read_rgb, write_label_png
 from harness.errors import RunAborted, UserError
 from harness.evaluation.evaluate import ImageInputs, check_prediction, evaluate_image
 from harness.evaluation.protocol import Protocol
@@ -55,6 +56,8 @@ class ScoreContext:
     identity: str = ""                # digest of what determines the records (harness.run.identity)
     save_dir: Path | None = None      # write every prediction here as <stem>.png
     label: str = ""
+    condition: Condition = CLEAN_CONDITION
+    inputs_dir: Path | None = None    # write the condition's image of every stem here as <stem>.png
 
 
 @dataclass
@@ -96,6 +99,17 @@ def _save_prediction(save_dir: Path, stem: str, pred: np.ndarray) -> None:
     atomic_write(inside(save_dir, f"{stem}.png"), lambda tmp: write_label_png(tmp, pred))
 
 
+def _save_input(inputs_dir: Path, stem: str, dataset: DatasetSpec, condition: Condition) -> None:
+    """The condition's image of `stem` as PNG (once: every model of the run sees the same image; the
+    transform is deterministic, so this is the image the model was given)."""
+    path = inside(inputs_dir, f"{stem}.png")
+    if path.is_file():
+        return
+    image = condition.apply(read_rgb(dataset.image_path(stem)), stem)
+    ok, data = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    atomic_write(path, lambda tmp: tmp.write_bytes(data.tobytes()))
+
+
 def score_stem(stem: str, context: ScoreContext, pred: np.ndarray | None = None):
     """Evaluate one image: load its ground truth, predict it unless `pred` is given, evaluate."""
     dataset = context.dataset
@@ -108,6 +122,8 @@ def score_stem(stem: str, context: ScoreContext, pred: np.ndarray | None = None)
     pred = check_prediction(pred, gt, dataset, where)
     if context.save_dir is not None:
         _save_prediction(context.save_dir, stem, pred)
+    if context.inputs_dir is not None:
+        _save_input(context.inputs_dir, stem, dataset, context.condition)
     inputs = ImageInputs(gt=gt, pred=pred, instances=instances, amodal=dataset.load_amodal(stem, gt.shape))
     tables = evaluate_image(inputs, dataset, context.protocol)
     # what the records were made from, checked before a rerun reuses them
@@ -145,7 +161,8 @@ class _Timed:
 def score_model(dataset: DatasetSpec, protocol: Protocol, records: RecordSet, stems: list[str], *,
                 predictor: Predictor, identity: str = "", done: set | None = None,
                 workers: int | None = None, label: str = "", chunk_size: int = 64, part: str = WHOLE,
-                save_dir: Path | None = None, max_inflight: int | None = None) -> ScoreResult:
+                save_dir: Path | None = None, max_inflight: int | None = None,
+                condition: Condition = CLEAN_CONDITION, inputs_dir: Path | None = None) -> ScoreResult:
     """Evaluate every stem of `stems` not in `done` (default: the images already recorded).
 
     A predictor that runs in this process (`in_workers` false) has `stream(pending)` called only
@@ -161,11 +178,12 @@ def score_model(dataset: DatasetSpec, protocol: Protocol, records: RecordSet, st
     result = ScoreResult(computed=len(pending))
     if not pending:
         return result
-    if save_dir is not None:
-        Path(save_dir).mkdir(parents=True, exist_ok=True)
+    for folder in (save_dir, inputs_dir):
+        if folder is not None:
+            Path(folder).mkdir(parents=True, exist_ok=True)
     workers = default_workers() if workers is None else workers
     context = ScoreContext(dataset=dataset, protocol=protocol, predictor=predictor, identity=identity,
-                           save_dir=save_dir, label=label)
+                           save_dir=save_dir, label=label, condition=condition, inputs_dir=inputs_dir)
     in_workers = predictor.in_workers
     bar = tqdm(total=len(stems), initial=len(stems) - len(pending), desc=label, unit="img",
                dynamic_ncols=True, disable=None, smoothing=0.1)
