@@ -14,15 +14,20 @@ metric's resampled value with every image once must equal its point estimate, el
 from __future__ import annotations
 
 import dataclasses
-import math
 import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from harness.evaluation.aggregate import class_info, class_sums, summarize
-from harness.metrics.family import SummaryInputs
+from harness.evaluation.aggregate import summarize
+from harness.evaluation.bootstrap import (  # noqa: F401 - draw_weights: the report's resamples
+    checked,
+    draw_weights,
+    percentile_interval,
+    resampled_metrics,
+    with_point_row,
+)
 from harness.metrics.registry import FAMILIES
 from harness.metrics.resampling import Resampling
 from harness.metrics.standard import COUNT_COLUMNS, per_class_metrics
@@ -80,16 +85,6 @@ def point_estimates(model: ModelRun) -> ModelMetrics:
 # bootstrap
 
 
-def draw_weights(n: int, n_boot: int, seed: int) -> np.ndarray:
-    """W [B, n] float64: W[b, i] = how often image i is drawn in resample b (multinomial, rows sum to n)."""
-    rng = np.random.default_rng(seed)
-    if n == 0 or n_boot == 0:
-        return np.zeros((n_boot, n))
-    idx = rng.integers(0, n, size=(n_boot, n), dtype=np.int64)
-    idx += (np.arange(n_boot, dtype=np.int64) * n)[:, None]
-    return np.bincount(idx.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
-
-
 class Bootstrap:
     """Metric distributions [B] of every model over the same resamples of the pooled image list."""
 
@@ -112,30 +107,16 @@ class Bootstrap:
         stems = model.images
         columns = pd.Index(self.stems).get_indexer(stems)
         # the last row draws every image once: the point estimate, checked below
-        resampling = Resampling(np.vstack([self.weights[:, columns], np.ones((1, len(stems)))]), stems)
+        resampling = Resampling(with_point_row(self.weights[:, columns]), stems)
         dataset = model.run.dataset
-        inputs = SummaryInputs(pixel_sums=class_sums(model.tables["pixel"], dataset.num_classes), tables=model.tables,
-                               n_images=len(stems), classes=class_info(dataset))
-        out: dict[str, np.ndarray] = {}
-        for name, family in FAMILIES.items():
-            if point.families.get(name) != "ok":
-                continue
-            cfg = model.run.protocol.families[name]
-            with_interval = {m.name for m in family.metrics(cfg) if m.interval}
-            try:
-                with warnings.catch_warnings(), np.errstate(all="ignore"):
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    values = family.resampled(inputs, cfg, resampling)
-            except Exception:  # noqa: BLE001 - records without a column the family needs: no intervals
-                continue
-            out.update({k: np.asarray(v, dtype=np.float64) for k, v in values.items() if k in with_interval})
+        ok = [name for name in FAMILIES if point.families.get(name) == "ok"]
+        out = resampled_metrics(model.tables, dataset, model.run.protocol, resampling, families=ok)
         # per-class IoU from the class sums the standard family just made (cached by the resampling)
         if len(model.tables["pixel"]) and set(COUNT_COLUMNS) <= set(model.tables["pixel"].columns):
             sums = resampling.class_sums(model.tables["pixel"], COUNT_COLUMNS, dataset.num_classes)
             with np.errstate(all="ignore"):
                 self._class_iou[id(model)] = per_class_metrics(*(sums[c][:-1] for c in COUNT_COLUMNS))["IoU"]
-        return {name: values[:-1] for name, values in out.items() if _same(values[-1], point.scalars.get(name))}
-
+        return checked(out, point.scalars)
 
     def class_iou(self, model: ModelRun) -> np.ndarray | None:
         """[B, C] per-class IoU (%) under the shared resamples: the standard family's per-class IoU
@@ -160,20 +141,4 @@ def intervals(values: np.ndarray, level: float = 95.0) -> tuple[np.ndarray, np.n
     return lo, hi
 
 
-def _same(at_one: float, point: float | None) -> bool:
-    """The resampled value with every image once equals the point estimate (else no interval is
-    shown rather than a wrong one: a family's resampled and summary disagree)."""
-    if point is None:
-        return False
-    if math.isnan(point) or math.isnan(at_one):
-        return math.isnan(point) and math.isnan(at_one)
-    return abs(at_one - point) <= 1e-6 * max(1.0, abs(point))
-
-
-def interval(values: np.ndarray, level: float = 95.0) -> tuple[float, float]:
-    values = np.asarray(values, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return math.nan, math.nan
-    lo, hi = np.percentile(values, [(100 - level) / 2, 100 - (100 - level) / 2])
-    return float(lo), float(hi)
+interval = percentile_interval  # one interval of [B] values (the report's cells)
