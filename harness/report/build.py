@@ -20,6 +20,7 @@ from harness.report import explorer as explorer_mod
 from harness.report import export as export_mod
 from harness.report import formats, plots
 from harness.report import gallery as gallery_mod
+from harness.report import robustness as robustness_mod
 from harness.report.names import csv_safe
 from harness.report.runs import ModelRun, load_runs
 from harness.report.stats import (
@@ -173,10 +174,13 @@ def compute(paths, options: Options) -> dict:
                                  "shown as absent.")
     infos = metric_infos(entries)
     rows = _rows(entries, base, infos, options.level)
+    t4 = time.perf_counter()
+    robustness = robustness_mod.load_all(runs, entries)   # the runs' robustness.csv / robustness_summary.csv
+    t5 = time.perf_counter()
     return {"runs": runs, "entries": entries, "base": base, "rows": rows, "warnings": warnings_, "boot": boot,
-            "infos": infos,
+            "infos": infos, "robustness": robustness,
             "options": options, "timings": {"read_records": t1 - t0, "point_estimates": t2 - t1,
-                                            "bootstrap": t3 - t2}}
+                                            "bootstrap": t3 - t2, "read_robustness": t5 - t4}}
 
 
 def protocol_differences(runs) -> list[str]:
@@ -296,7 +300,7 @@ def tables(data: dict) -> dict[str, pd.DataFrame]:
     return {"summary.csv": wide, "summary_long.csv": pd.DataFrame(long_rows),
             "per_class.csv": front(per_class, ["model", "run", "class_id", "class", "split"]),
             "per_bucket.csv": front(per_bucket, ["model", "run", "family", "bucket_kind", "bucket"]),
-            "small_objects.csv": small}
+            "small_objects.csv": small, **robustness_mod.tables(data.get("robustness") or [])}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -463,7 +467,8 @@ def _per_class_view(entries, base, boot: Bootstrap, level: float) -> dict | None
             "hidden": int((~(pixels > 0)).sum())}
 
 
-def render(data: dict, figures: list, gallery, csv_names: list[str], seconds: float, explorer=None) -> str:
+def render(data: dict, figures: list, gallery, csv_names: list[str], seconds: float, explorer=None,
+           robustness=None) -> str:
     env = jinja2.Environment(loader=jinja2.PackageLoader("harness.report", "templates"),
                              autoescape=jinja2.select_autoescape(["html", "j2"]), undefined=jinja2.StrictUndefined)
     template = env.get_template("report.html.j2")
@@ -481,6 +486,7 @@ def render(data: dict, figures: list, gallery, csv_names: list[str], seconds: fl
         headline=(head := headline(data, opts.min_objects)), explorer=explorer,
         run_pairs=run_to_run(data, head["metrics"]), headline_names=HEADLINE, n_boot=opts.n_boot, seed=opts.seed, level=opts.level,
         n_pooled=len(data["boot"].stems), generated=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        robustness=robustness,
         seconds=f"{seconds:.1f}", escape=html.escape)
 
 
@@ -513,12 +519,19 @@ def build_report(paths, out_dir, options: Options | None = None) -> dict:
                  plots.error_breakdown(entries, col),
                  plots.small_object_heatmap(entries, csvs["small_objects.csv"], options.heatmap_classes))
         figures = [plots.save(f, out, options.figure_files) for f in drawn if f is not None]
+        t_rob = time.perf_counter()
+        rob_figures = [plots.save(f, out, options.figure_files)
+                       for f in robustness_mod.figures(data["robustness"], col, plots.linestyles(entries))]
     t3 = time.perf_counter()
     gallery = gallery_mod.build_gallery(entries, data["base"], options.gallery_objects, options.gallery_worst,
                                         options.gallery_min_area)
     explorer = explorer_mod.build(entries, data["base"], options.explorer_images, options.gallery_min_area)
+    t_view = time.perf_counter()
+    robustness = robustness_mod.view(data["robustness"], data["infos"], data["runs"])
+    if robustness is not None:
+        robustness["figures"] = rob_figures
     t4 = time.perf_counter()
-    page = render(data, figures, gallery, list(csvs), t4 - t0, explorer)
+    page = render(data, figures, gallery, list(csvs), t4 - t0, explorer, robustness)
     html_path = out / "report.html"
     tmp = html_path.with_name(html_path.name + ".tmp")
     tmp.write_text(page, encoding="utf-8")
@@ -526,5 +539,6 @@ def build_report(paths, out_dir, options: Options | None = None) -> dict:
     t5 = time.perf_counter()
     return {"html": html_path, "csv": {n: out / n for n in csvs}, "data": data, "export": exported,
             "timings": {**data["timings"], "deltas_and_table": t1 - t0 - sum(data["timings"].values()),
-                        "csv": t2 - t1, "plots": t3 - t2, "gallery_and_explorer": t4 - t3,
+                        "csv": t2 - t1, "plots": t3 - t2, "robustness_plots": t3 - t_rob,
+                        "gallery_and_explorer": t_view - t3, "robustness_section": t4 - t_view,
                         "html": t5 - t4, "total": t5 - t0}}
