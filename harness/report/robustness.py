@@ -97,7 +97,11 @@ def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
                         "(damaged?): rerun `zeg-eval run` on this folder to rewrite it", path)
     for col in numbers:
         if not pd.api.types.is_float_dtype(frame[col]):
-            frame[col] = frame[col].astype(np.float64)
+            try:
+                frame[col] = frame[col].astype(np.float64)
+            except (TypeError, ValueError):
+                raise UserError(f"{path.name}: column '{col}' holds a value that is not a number (damaged?); rerun "
+                                "`zeg-eval run` on this folder to rewrite it", path) from None
     return frame
 
 
