@@ -316,3 +316,150 @@ def test_a_number_that_is_not_a_number_is_damage(run, tmp_path):
     (broken / "robustness_summary.csv").write_text("\n".join(table) + "\n")
     with pytest.raises(UserError, match="robustness_summary.csv"):
         build_report([str(broken)], tmp_path / "r", Options(n_boot=0, figure_files=False))
+
+
+def _examples(run_dir: Path) -> dict:
+    """The example strip of a run folder, as the report makes it (no page, no figures)."""
+    from harness.report import robustness
+    from harness.report.build import Entry
+    from harness.report.runs import load_runs
+    from harness.report.stats import point_estimates
+
+    runs, models = load_runs([str(run_dir)])
+    entries = [Entry(model=m, point=point_estimates(m)) for m in models]
+    (rr,) = robustness.load_all(runs, entries)
+    return robustness.examples(rr)
+
+
+def test_example_inputs_saved_made_again_or_a_note(run, tmp_path):
+    saved = _examples(run)
+    assert [t.source for t in saved["thumbs"]] == ["dataset image"] + ["saved input"] * 4
+    # without RUN/inputs: made again from the dataset image; the transforms are deterministic and the
+    # saved inputs lossless, so the very same pictures
+    again = tmp_path / "again"
+    shutil.copytree(run, again, ignore=shutil.ignore_patterns("inputs"))
+    made = _examples(again)
+    assert [t.source for t in made["thumbs"]] == ["dataset image"] + ["made again from the dataset image"] * 4
+    assert [t.jpeg_b64 for t in made["thumbs"]] == [t.jpeg_b64 for t in saved["thumbs"]]
+    assert made["stem"] == saved["stem"] == "img0" and not made["note"]
+    # the saved inputs without the dataset: the conditions' pictures, the clean one not available
+    moved = tmp_path / "moved"
+    shutil.copytree(run, moved)
+    manifest = json.loads((moved / "manifest.json").read_text())
+    manifest["dataset"]["root"] = str(tmp_path / "gone")
+    (moved / "manifest.json").write_text(json.dumps(manifest))
+    partly = _examples(moved)
+    assert partly["thumbs"][0].jpeg_b64 is None and all(t.jpeg_b64 for t in partly["thumbs"][1:])
+    assert not partly["note"]
+    # neither: a note, no pictures
+    shutil.rmtree(moved / "inputs")
+    none = _examples(moved)
+    assert not any(t.jpeg_b64 for t in none["thumbs"])
+    assert "--save-inputs" in none["note"] and "not available" in none["note"]
+
+
+def test_example_of_a_condition_that_cannot_be_made_again(run, tmp_path, monkeypatch):
+    """Without the corruption library an ImageNet-C picture cannot be made again: that thumbnail says
+    so, the others are shown."""
+    again = tmp_path / "again"
+    shutil.copytree(run, again, ignore=shutil.ignore_patterns("inputs"))
+    broken = types.ModuleType("harness.conditions.corruptions")
+
+    def corrupt(*args):
+        raise UserError("needs the extra 'robustness'")
+
+    broken.corrupt, broken.version = corrupt, lambda: "x"
+    monkeypatch.setitem(sys.modules, "harness.conditions.corruptions", broken)
+    thumbs = {t.condition: t for t in _examples(again)["thumbs"]}
+    assert thumbs["snow-5"].jpeg_b64 is None and "needs the extra 'robustness'" in thumbs["snow-5"].why
+    assert thumbs["resolution-0.5"].jpeg_b64 and thumbs["clean"].jpeg_b64
+
+
+@pytest.mark.slow  # a run and a report with figure files
+def test_names_are_text_and_figures_for_a_paper(tmp_path):
+    """Two runs in folders called `<b>$x^^2$` (HTML, and mathtext that would not even parse) and
+    `=1+1` (a spreadsheet formula), so that their models are labelled `<b>$x^^2$/mine` and
+    `=1+1/mine`: each run has its part, the names are shown as typed; the figures are written for a
+    paper."""
+    import matplotlib.pyplot as plt
+
+    from harness.report import plots, robustness
+
+    first = make_run(tmp_path, tmp_path / "<b>$x^^2$")
+    second = tmp_path / "=1+1"
+    shutil.copytree(first, second)
+    model = "<b>$x^^2$/mine"
+    res = build_report([str(first), str(second)], tmp_path / "rep",
+                       Options(n_boot=10, gallery_objects=0, gallery_worst=0, explorer_images=0, figure_files=True))
+    html = res["html"].read_text()
+    section = html[html.index('id="robustness"'):html.index('id="per-class"')]
+    assert "<b>" not in section and "&lt;b&gt;$x^^2$/mine" in section
+    assert [a["data-rob-run"] for a, _ in marked(section, "data-rob-run")] == ["<b>$x^^2$", "=1+1"]
+    assert (model, "object_recall@small", "mPC") in cells(section) and ("=1+1/mine", "fog", "small") in heat_cells(section)
+    raw = (tmp_path / "rep/robustness.csv").read_text()
+    assert "\n'=1+1/mine,'=1+1," in raw and "\n=1+1" not in raw     # model and run columns: not formulas
+    assert set(pd.read_csv(tmp_path / "rep/robustness.csv")["model"]) == {
+        f"{run}/{m}" for run in ("<b>$x^^2$", "'=1+1") for m in ("oracle", "drop_small", "mine")}
+    for key in ("robustness_severity", "robustness_heat", "robustness_resolution"):
+        for ext in ("svg", "pdf", "png"):
+            assert (tmp_path / "rep/figures" / f"{key}.{ext}").stat().st_size > 1000
+            assert f'href="figures/{key}.{ext}"' in section
+    # the figures' lines are the tables' numbers: mine's small-object recall by severity (the mean
+    # over fog and snow where both have one; severity 4: none) and by resolution factor
+    rrs = res["data"]["robustness"]
+    entries = res["data"]["entries"]
+    col, styles = plots.colors([e.label for e in entries]), plots.linestyles(entries)
+    with plots.style():
+        fig = robustness.severity_figure(rrs, col, styles)
+        fig.fig.canvas.draw()
+        ax = next(a for a in fig.fig.axes if a.get_title() == "object_recall@small")
+        line = next(ln for ln in ax.lines if ln.get_label() == model)
+        assert list(line.get_xdata()) == [0, 1, 2, 3, 5]
+        assert list(line.get_ydata()) == pytest.approx([recall(c, "small") for c in
+                                                        ("clean", "fog-1", "snow-2", "fog-3", "snow-5")])
+        titles = [a.get_title() for a in fig.fig.axes if a.get_visible()]
+        assert titles[:3] == ["object_recall@small", "object_recall@medium", "object_recall@large"]
+        assert {"object_recall_unseen@small", "mIoU", "mIoU_unseen"} <= set(titles)
+        legend = next(a.get_legend() for a in fig.fig.axes if a.get_legend())
+        holder = next(a for a in fig.fig.axes if a.get_legend())
+        assert legend.get_window_extent().x0 >= holder.get_window_extent().x1    # outside the data
+        assert model in [t.get_text() for t in legend.get_texts()]
+        # the same model in the second run: the same numbers, told apart by line style
+        twin = next(ln for ln in ax.lines if ln.get_label() == "=1+1/mine")
+        assert list(twin.get_ydata()) == list(line.get_ydata()) and twin.get_linestyle() != line.get_linestyle()
+        plt.close(fig.fig)
+        fig = robustness.resolution_figure(rrs, col, styles)
+        ax = next(a for a in fig.fig.axes if a.get_title() == "object_recall@small")
+        line = next(ln for ln in ax.lines if ln.get_label() == model)
+        assert list(line.get_xdata()) == [1, 0.5, 0.25]
+        assert list(line.get_ydata()) == [recall(c, "small") for c in ("clean", "resolution-0.5", "resolution-0.25")]
+        plt.close(fig.fig)
+
+
+@pytest.mark.slow  # headless Chromium
+def test_section_in_headless_chromium_at_phone_width(page):
+    """The section renders without a console message and, at 390 px, without horizontal overflow:
+    its tables scroll inside their boxes, the pictures shrink to the width."""
+    from selenium.webdriver.common.by import By
+    from test_report import chrome
+
+    res, _ = page
+    driver = chrome(1440, 900)
+    try:
+        driver.get(res["html"].resolve().as_uri())
+        assert driver.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "1"
+        assert not [e for e in driver.get_log("browser") if e["level"] in ("SEVERE", "WARNING")]
+        driver.set_window_size(390, 844)   # as tests/test_report.py does: a window opens at least 500 px wide
+        width = driver.execute_script("return window.innerWidth")
+        assert width <= 390
+        assert driver.execute_script("return document.documentElement.scrollWidth") <= width
+        wide = driver.execute_script(
+            "return Array.from(document.querySelectorAll('#robustness ~ *, #robustness ~ * *')).filter(e => e.closest('.scroll') === null"
+            " && e.getBoundingClientRect().right > window.innerWidth + 1).map(e => e.tagName + '.' + e.className)")
+        assert not wide, wide
+        heat = driver.find_element(By.CSS_SELECTOR, "td.heat")
+        assert heat.is_displayed() and heat.value_of_css_property("background-color") != "rgba(0, 0, 0, 0)"
+        thumbs = driver.find_elements(By.CSS_SELECTOR, "[data-thumb]")
+        assert len(thumbs) == 5 and all(t.get_property("naturalWidth") == 160 for t in thumbs)
+    finally:
+        driver.quit()
