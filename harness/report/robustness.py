@@ -473,17 +473,34 @@ def _lines(rrs: list[RunRobustness]):
     return [(rr, model) for rr in rrs for model in rr.models]
 
 
-def severity_metrics(rrs: list[RunRobustness]) -> list[str]:
-    """The severity figure's panels, where some run has a value under an ImageNet-C corruption: object
-    recall per size bucket, its seen and unseen forms, then mIoU, its split and boundary IoU."""
-    buckets = list(dict.fromkeys(b for rr in rrs for b in rr.buckets))
-    wanted = [f"object_recall{s}@{b}" for s in ("", "_seen", "_unseen") for b in buckets]
-    wanted += ["mIoU", "mIoU_seen", "mIoU_unseen", "boundary_IoU"]
+def _with_values(rrs: list[RunRobustness], corruptions) -> set[str]:
+    """The metrics some run has a finite value of under one of `corruptions`."""
     present = set()
     for rr in rrs:
-        rows = rr.long[rr.long["corruption"].isin(IMAGENET_C) & np.isfinite(rr.long["value"].to_numpy(np.float64))]
+        rows = rr.long[rr.long["corruption"].isin(corruptions) & np.isfinite(rr.long["value"].to_numpy(np.float64))]
         present |= set(rows["metric"])
-    return [m for m in wanted if m in present]
+    return present
+
+
+def severity_metrics(rrs: list[RunRobustness]) -> list[list[str]]:
+    """The severity figure's rows of panels, where some run has a value under an ImageNet-C
+    corruption: object recall per size bucket, its seen form, its unseen form, then mIoU, its split
+    and boundary IoU."""
+    buckets = list(dict.fromkeys(b for rr in rrs for b in rr.buckets))
+    groups = [[f"object_recall{s}@{b}" for b in buckets] for s in ("", "_seen", "_unseen")]
+    groups.append(["mIoU", "mIoU_seen", "mIoU_unseen", "boundary_IoU"])
+    present = _with_values(rrs, IMAGENET_C)
+    return [g for g in ([m for m in group if m in present] for group in groups) if g]
+
+
+def _percent_limits(ax, values) -> None:
+    """y from just below the lowest to just above the highest value, within -3 .. 103 (a flat line
+    at 100 is not stretched over 95 .. 105)."""
+    v = np.asarray([x for x in values if math.isfinite(x)], dtype=np.float64)
+    if not v.size:
+        return
+    pad = max(3.0, 0.08 * float(v.max() - v.min()))
+    ax.set_ylim(max(-3.0, float(v.min()) - pad), min(103.0, float(v.max()) + pad))
 
 
 def _grid(n: int, ncols: int, height: float, width: float = 11.0, constrained: bool = False):
@@ -506,19 +523,26 @@ def _grid(n: int, ncols: int, height: float, width: float = 11.0, constrained: b
 def severity_figure(rrs: list[RunRobustness], col: dict, styles: dict) -> plots.Figure | None:
     """Each metric against severity 0-5, the mean over the ImageNet-C corruptions present; one line
     per model (colour), run told apart by line style."""
-    metrics = severity_metrics(rrs)
-    if not metrics:
+    groups = severity_metrics(rrs)
+    if not groups:
         return None
-    ncols = max([len(rr.buckets) for rr in rrs] + [3])
-    ncols = min(ncols, 4)
-    fig, axes = _grid(len(metrics), ncols, 2.9)
-    for ax, metric in zip(axes.flat, metrics):
+    ncols = min(4, max(len(g) for g in groups))
+    # each group starts a row of its own (a longer one wraps): a bucket stays in its column
+    slots = [m for g in groups for m in g + [None] * (-len(g) % ncols)]
+    fig, axes = _grid(len(slots), ncols, 2.9)
+    for ax, metric in zip(axes.flat, slots):
+        if metric is None:
+            ax.set_visible(False)
+            continue
+        shown = []
         for rr, model in _lines(rrs):
             ys = severity_curve(rr.long, model, metric)
             keep = np.isfinite(ys)
             if keep.any():
                 ax.plot(np.array(SEVERITIES)[keep], ys[keep], marker="o", color=col[model],
                         linestyle=styles.get(model, "-"), label=model)
+                shown.extend(ys[keep])
+        _percent_limits(ax, shown)
         ax.set_title(metric)
         ax.set_xticks(SEVERITIES, ["clean", "1", "2", "3", "4", "5"])
         ax.set_xlabel("severity")
@@ -592,19 +616,23 @@ def resolution_figure(rrs: list[RunRobustness], col: dict, styles: dict) -> plot
     if not with_res:
         return None
     metrics = ["object_recall"] + [f"object_recall@{b}" for b in dict.fromkeys(b for rr in with_res for b in rr.buckets)]
-    metrics = [m for m in metrics if any((rr.long["metric"] == m).any() for rr in with_res)]
+    present = _with_values(with_res, ["resolution"])
+    metrics = [m for m in metrics if m in present]
     if not metrics:
         return None
     fig, axes = _grid(len(metrics), min(4, len(metrics)), 2.9)
     factors = sorted({1.0} | {float(f) for rr in with_res
                              for f in rr.long.loc[rr.long["corruption"] == "resolution", "severity"]}, reverse=True)
     for ax, metric in zip(axes.flat, metrics):
+        shown = []
         for rr, model in _lines(with_res):
             xs, ys = resolution_curve(rr.long, model, metric)
             keep = np.isfinite(ys)
             if keep.any():
                 ax.plot(xs[keep], ys[keep], marker="o", color=col[model], linestyle=styles.get(model, "-"),
                         label=model)
+                shown.extend(ys[keep])
+        _percent_limits(ax, shown)
         ax.set_xscale("log", base=2)
         ax.set_xticks(factors, [f"{f:g}" for f in factors])
         ax.minorticks_off()
