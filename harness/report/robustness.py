@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import math
 from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import cv2
@@ -67,17 +68,33 @@ class RunRobustness:
     reference: str | None = None    # the report's label of the protocol's reference model
     buckets: list = field(default_factory=list)      # the size family's absolute buckets
 
+    def __post_init__(self):
+        # every lookup is by (model, metric): the table is split once (tens of thousands of rows
+        # for 80 conditions), not filtered per lookup
+        self._groups = {key: rows for key, rows in self.long.groupby(["model", "metric"], sort=False)}
+        self._empty = self.long.iloc[:0]
+        self.metrics = set(self.long["metric"].unique())
+
     @property
     def label(self) -> str:
         return self.run.label
 
-    @property
+    def rows(self, model: str, metric: str) -> pd.DataFrame:
+        """robustness.csv's rows of one model and metric (every condition, clean included)."""
+        return self._groups.get((model, metric), self._empty)
+
+    @cached_property
     def corruptions(self) -> list[str]:
         """The corruptions of the run besides clean: ImageNet-C's in their order, then the knobs,
         then conditions of its own (a named condition is its own corruption)."""
-        present = set(self.long["corruption"]) - {CLEAN}
+        present = set(self.long["corruption"].unique()) - {CLEAN}
         order = [c for c in (*IMAGENET_C, *KNOBS) if c in present]
         return order + sorted(present - set(order))
+
+    @cached_property
+    def heat(self) -> pd.DataFrame:
+        """The heat table (heat_table), made once."""
+        return heat_table(self)
 
 
 def read_table(path: Path, columns: list[str]) -> pd.DataFrame:
@@ -169,20 +186,16 @@ def load_all(runs, entries) -> list[RunRobustness]:
 # what the section shows, as numbers
 
 
-def _rows(long: pd.DataFrame, model: str, metric: str) -> pd.DataFrame:
-    return long[(long["model"] == model) & (long["metric"] == metric)]
-
-
 def _finite_mean(values) -> float:
     v = np.asarray(values, dtype=np.float64)
     v = v[np.isfinite(v)]
     return float(v.mean()) if v.size else math.nan
 
 
-def severity_curve(long: pd.DataFrame, model: str, metric: str) -> np.ndarray:
-    """[6]: the clean value at severity 0, then per severity 1-5 the mean over the ImageNet-C
-    corruptions present at it of the metric's value (NaN where none is)."""
-    rows = _rows(long, model, metric)
+def severity_curve(rows: pd.DataFrame) -> np.ndarray:
+    """[6] of one model's and metric's rows (RunRobustness.rows): the clean value at severity 0,
+    then per severity 1-5 the mean over the ImageNet-C corruptions present at it of the metric's
+    value (NaN where none is)."""
     clean = rows.loc[rows["condition"] == CLEAN, "value"]
     out = [float(clean.iloc[0]) if len(clean) else math.nan]
     corrupted = rows[rows["corruption"].isin(IMAGENET_C)]
@@ -191,10 +204,9 @@ def severity_curve(long: pd.DataFrame, model: str, metric: str) -> np.ndarray:
     return np.array(out)
 
 
-def resolution_curve(long: pd.DataFrame, model: str, metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """(factors, values): the clean value at factor 1, then each resolution-* condition's, by factor
-    descending."""
-    rows = _rows(long, model, metric)
+def resolution_curve(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """(factors, values) of one model's and metric's rows: the clean value at factor 1, then each
+    resolution-* condition's, by factor descending."""
     clean = rows[rows["condition"] == CLEAN]
     scaled = rows[rows["corruption"] == "resolution"].sort_values("severity", ascending=False, kind="stable")
     xs = [1.0, *scaled["severity"].astype(float)]
@@ -204,28 +216,32 @@ def resolution_curve(long: pd.DataFrame, model: str, metric: str) -> tuple[np.nd
 
 def heat_columns(rr: RunRobustness) -> list[tuple[str, str]]:
     """(column name, metric) of the heat table: each absolute size bucket, then every object."""
-    metrics = set(rr.long["metric"])
-    cols = [(b, f"object_recall@{b}") for b in rr.buckets if f"object_recall@{b}" in metrics]
-    if "object_recall" in metrics:
+    cols = [(b, f"object_recall@{b}") for b in rr.buckets if f"object_recall@{b}" in rr.metrics]
+    if "object_recall" in rr.metrics:
         cols.append(("all objects", "object_recall"))
     return cols
 
 
-def heat_value(long: pd.DataFrame, model: str, corruption: str, metric: str) -> tuple[float, int]:
-    """(mean relative value over the corruption's levels, number of levels that have one)."""
-    rows = _rows(long, model, metric)
-    rel = rows.loc[rows["corruption"] == corruption, "relative"].to_numpy(dtype=np.float64)
-    rel = rel[np.isfinite(rel)]
-    return (float(rel.mean()) if rel.size else math.nan), int(rel.size)
+def heat_values(rows: pd.DataFrame) -> dict[str, tuple[float, int]]:
+    """Of one model's and metric's rows, per corruption: (the mean relative value over its levels,
+    the number of levels that have one)."""
+    rel = rows["relative"].to_numpy(dtype=np.float64)
+    keep = np.isfinite(rel)
+    out = {}
+    for corruption, values in pd.Series(rel[keep]).groupby(rows["corruption"].to_numpy()[keep], sort=False):
+        out[str(corruption)] = (float(values.mean()), int(values.size))
+    return out
 
 
 def heat_table(rr: RunRobustness) -> pd.DataFrame:
-    """Every (model, corruption, bucket) of the heat table: relative object recall, mean over levels."""
+    """Every (model, corruption, bucket) of the heat table: relative object recall, mean over levels
+    (NaN, 0 levels: no level has a relative value)."""
     rows = []
     for model in rr.models:
-        for corruption in rr.corruptions:
-            for name, metric in heat_columns(rr):
-                value, n = heat_value(rr.long, model, corruption, metric)
+        for name, metric in heat_columns(rr):
+            values = heat_values(rr.rows(model, metric))
+            for corruption in rr.corruptions:
+                value, n = values.get(corruption, (math.nan, 0))
                 rows.append({"model": model, "run": rr.label, "corruption": corruption, "bucket": name,
                              "metric": metric, "relative": value, "n_levels": n})
     return pd.DataFrame(rows, columns=["model", "run", "corruption", "bucket", "metric", "relative", "n_levels"])
@@ -234,8 +250,7 @@ def heat_table(rr: RunRobustness) -> pd.DataFrame:
 def key_metrics(rr: RunRobustness) -> list[str]:
     """The headline table's metrics the run has."""
     small = "small" if "small" in rr.buckets or not rr.buckets else rr.buckets[0]
-    metrics = set(rr.long["metric"])
-    return [m for m in (k.format(small=small) for k in KEY_METRICS) if m in metrics]
+    return [m for m in (k.format(small=small) for k in KEY_METRICS) if m in rr.metrics]
 
 
 def _measure(summary: pd.DataFrame, model: str, metric: str, measure: str) -> float | None:
@@ -244,10 +259,10 @@ def _measure(summary: pd.DataFrame, model: str, metric: str, measure: str) -> fl
     return float(hit["value"].iloc[0]) if len(hit) else None
 
 
-def largest_drop(long: pd.DataFrame, model: str, metric: str) -> dict | None:
+def largest_drop(rows: pd.DataFrame) -> dict | None:
     """The condition with the largest difference clean - value (the first in the table's order on a
-    tie; `tied`: how many others share it), with its interval; None when no condition has a difference."""
-    rows = _rows(long, model, metric)
+    tie; `tied`: how many others share it), with its interval; None when no condition has a difference.
+    rows: one model's and metric's (RunRobustness.rows)."""
     rows = rows[(rows["condition"] != CLEAN) & np.isfinite(rows["difference"].to_numpy(dtype=np.float64))]
     if not len(rows):
         return None
@@ -284,15 +299,15 @@ def headline_rows(rr: RunRobustness, infos: dict) -> list[dict]:
     for model in rr.models:
         for metric in key_metrics(rr):
             info = _info(infos, metric)
-            clean = _rows(rr.long, model, metric)
-            clean = clean.loc[clean["condition"] == CLEAN, "value"]
+            rows = rr.rows(model, metric)
+            clean = rows.loc[rows["condition"] == CLEAN, "value"]
             cv = float(clean.iloc[0]) if len(clean) else None
             cells = {"clean": {"num": _num(cv), "text": formats.value_text(cv, info) if cv is not None else "—"}}
             for measure in MEASURES:
                 v = _measure(rr.summary, model, metric, measure)
                 text = (formats.value_text(v, info) if v is not None else "—") if measure == "mPC" else _ratio_text(v)
                 cells[measure] = {"num": _num(v), "text": text}
-            drop = largest_drop(rr.long, model, metric)
+            drop = largest_drop(rows)
             if drop is not None:
                 drop.update(num=_num(drop["difference"]), text=formats.value_text(drop["difference"], info),
                             ci=formats.interval_text(drop["lo"], drop["hi"], info),
@@ -312,21 +327,22 @@ def _cell_colour(value: float) -> tuple[str, str]:
     return f"rgb({round(255 * r)}, {round(255 * g)}, {round(255 * b)})", ("#111" if luminance > 0.5 else "#fff")
 
 
-def heat_view(rr: RunRobustness, heat: pd.DataFrame) -> list[dict]:
+def heat_view(rr: RunRobustness) -> list[dict]:
     """Per model: the heat table's rows (corruption) and cells (bucket)."""
     cols = [name for name, _ in heat_columns(rr)]
+    table = {(m, c, b): (v, n) for m, c, b, v, n in rr.heat[["model", "corruption", "bucket", "relative", "n_levels"]]
+             .itertuples(index=False)}
     out = []
     for model in rr.models:
-        mine = heat[heat["model"] == model].set_index(["corruption", "bucket"])
         rows = []
         for corruption in rr.corruptions:
             cells = []
             for name in cols:
-                v = float(mine.loc[(corruption, name), "relative"])
+                v, n = table[(model, corruption, name)]
+                v = float(v)
                 bg, fg = _cell_colour(v)
                 cells.append({"bucket": name, "num": _num(v), "text": formats.fixed(v, 2) if math.isfinite(v) else "",
-                              "style": f"background: {bg}; color: {fg}" if bg else "",
-                              "n": int(mine.loc[(corruption, name), "n_levels"])})
+                              "style": f"background: {bg}; color: {fg}" if bg else "", "n": int(n)})
             rows.append({"corruption": corruption, "cells": cells})
         out.append({"model": model, "columns": cols, "rows": rows})
     return out
@@ -429,10 +445,9 @@ def view(rrs: list[RunRobustness], infos: dict, runs, thumbs: bool = True) -> di
         return None
     sections = []
     for rr in rrs:
-        heat = heat_table(rr)
         sections.append({"label": rr.label, "reference": rr.reference, "headline": headline_rows(rr, infos),
                          "has_reference": rr.reference is not None,
-                         "heat": heat_view(rr, heat), "corruptions": rr.corruptions,
+                         "heat": heat_view(rr), "corruptions": rr.corruptions,
                          "n_conditions": int(rr.long["condition"].nunique()) - 1,
                          "examples": examples(rr) if thumbs else {"stem": "", "thumbs": [], "note": ""}})
     without = [r.label for r in runs if r.label not in {rr.label for rr in rrs}]
@@ -446,7 +461,7 @@ def tables(rrs: list[RunRobustness]) -> dict[str, pd.DataFrame]:
         return {}
     long = pd.concat([rr.long for rr in rrs], ignore_index=True)
     summary = pd.concat([rr.summary for rr in rrs], ignore_index=True)
-    heat = pd.concat([heat_table(rr) for rr in rrs], ignore_index=True)
+    heat = pd.concat([rr.heat for rr in rrs], ignore_index=True)
     return {"robustness.csv": long, "robustness_summary.csv": summary, "robustness_heat.csv": heat}
 
 
@@ -454,6 +469,7 @@ def tables(rrs: list[RunRobustness]) -> dict[str, pd.DataFrame]:
 # figures (drawn inside plots.style(): names are text, never mathtext)
 
 
+@lru_cache(maxsize=1)
 def relative_cmap():
     """Relative values' colours: ColorBrewer's PuOr (colour-blind safe), orange below 1, purple above."""
     import matplotlib
@@ -461,6 +477,7 @@ def relative_cmap():
     return matplotlib.colormaps["PuOr"]
 
 
+@lru_cache(maxsize=1)
 def relative_norm():
     """0 (all lost) .. 1 (as clean, white) .. 2 (twice the clean value; beyond: the end colour)."""
     from matplotlib.colors import TwoSlopeNorm
@@ -536,7 +553,7 @@ def severity_figure(rrs: list[RunRobustness], col: dict, styles: dict) -> plots.
             continue
         shown = []
         for rr, model in _lines(rrs):
-            ys = severity_curve(rr.long, model, metric)
+            ys = severity_curve(rr.rows(model, metric))
             keep = np.isfinite(ys)
             if keep.any():
                 ax.plot(np.array(SEVERITIES)[keep], ys[keep], marker="o", color=col[model],
@@ -581,15 +598,27 @@ def heat_figure(rrs: list[RunRobustness]) -> plots.Figure | None:
     rows = max(len(rr.corruptions) for rr, _ in panels)
     cols = max(len(heat_columns(rr)) for rr, _ in panels)
     ncols = min(3, len(panels))
-    fig, axes = _grid(len(panels), ncols, 0.36 * rows + 1.3, width=min(15.0, ncols * (0.95 * cols + 2.4) + 1.2),
-                      constrained=True)
+    nrows = math.ceil(len(panels) / ncols)
+    # a fixed layout in inches (constrained layout would be solved again for every file format: a
+    # heat map of 80 conditions holds hundreds of labels): per panel the corruption names on the
+    # left (1.5 in), the cells (0.75 in per bucket, 0.3 in per corruption), the title above, the
+    # bucket names below; the colour bar on the right
+    cell_w, cell_h, left, top, bottom, bar = 0.75 * cols, 0.3 * rows, 1.5, 0.45, 0.85, 1.3
+    width, height = ncols * (left + cell_w) + bar, nrows * (top + cell_h + bottom)
+    fig = plt.figure(figsize=(width, height))
+    axes = np.empty((nrows, ncols), dtype=object)
+    for k in range(nrows * ncols):
+        r, c = divmod(k, ncols)
+        x0 = c * (left + cell_w) + left
+        y0 = height - (r + 1) * (top + cell_h + bottom) + bottom
+        axes[r, c] = fig.add_axes((x0 / width, y0 / height, cell_w / width, cell_h / height))
+        axes[r, c].set_visible(k < len(panels))
+    colorbar_axes = fig.add_axes(((width - bar + 0.25) / width, 0.15, 0.18 / width, 0.7))
     cmap, norm = relative_cmap(), relative_norm()
-    heats = {id(rr): heat_table(rr) for rr, _ in panels}
     for ax, (rr, model) in zip(axes.flat, panels):
         names = [n for n, _ in heat_columns(rr)]
-        grid = (heats[id(rr)].query("model == @model").pivot_table(index="corruption", columns="bucket",
-                                                                    values="relative", aggfunc="first", dropna=False)
-                .reindex(index=rr.corruptions, columns=names).to_numpy(dtype=np.float64))
+        mine = rr.heat[rr.heat["model"] == model].set_index(["corruption", "bucket"])["relative"]
+        grid = np.array([[float(mine[(c, b)]) for b in names] for c in rr.corruptions], dtype=np.float64)
         ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, norm=norm, aspect="auto")
         for (i, j), v in np.ndenumerate(grid):
             if math.isfinite(v):
@@ -602,8 +631,8 @@ def heat_figure(rrs: list[RunRobustness]) -> plots.Figure | None:
         ax.set_yticks(range(len(rr.corruptions)), rr.corruptions)
         ax.set_title(model)
         ax.set_facecolor("0.92")
-    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes, label="relative object recall (value / clean)",
-                 shrink=0.8)
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), cax=colorbar_axes,
+                 label="relative object recall (value / clean)")
     return plots.Figure("robustness_heat", "Robustness: relative object recall by corruption and size", fig,
                         "Object recall under each corruption relative to clean (robustness.csv's relative = value / "
                         "clean), the mean over the corruption's levels; orange: recall lost, white: as clean, purple: "
@@ -626,7 +655,7 @@ def resolution_figure(rrs: list[RunRobustness], col: dict, styles: dict) -> plot
     for ax, metric in zip(axes.flat, metrics):
         shown = []
         for rr, model in _lines(with_res):
-            xs, ys = resolution_curve(rr.long, model, metric)
+            xs, ys = resolution_curve(rr.rows(model, metric))
             keep = np.isfinite(ys)
             if keep.any():
                 ax.plot(xs[keep], ys[keep], marker="o", color=col[model], linestyle=styles.get(model, "-"),
