@@ -19,7 +19,7 @@ its own) with OMP/MKL/OpenBLAS/numba and OpenCV held to one thread. Printed per 
 Determinism (unless --no-determinism), on the 240x320 image: every severity at seeds 0 and 1 is
 made twice in one worker and once more in a second worker; `same` says whether all three gave the
 same bytes, `seed` whether seeds 0 and 1 differ anywhere (expected for the random corruptions, not
-for brightness, contrast, defocus_blur, pixelate, jpeg_compression), `py-random` whether the call
+for defocus_blur, zoom_blur, brightness, contrast, pixelate, jpeg_compression), `py-random` whether the call
 moved the state of Python's `random`, `np-global` whether it moved numpy's global RNG (the raw
 libraries are seeded through it, so only the zeg-eval wrapper, which restores it, can say no).
 
@@ -58,7 +58,7 @@ sys.path.insert(0, str(ROOT))  # the checkout's harness, also from a scratch ven
 CORRUPTIONS = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
                "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
                "jpeg_compression")
-DETERMINISTIC = ("defocus_blur", "brightness", "contrast", "pixelate", "jpeg_compression")
+DETERMINISTIC = ("defocus_blur", "zoom_blur", "brightness", "contrast", "pixelate", "jpeg_compression")
 PHOTO = "coco_stuff_val2017_10/images/000000004495.jpg"
 
 
@@ -122,9 +122,9 @@ def _albumentations_transform(A, name: str, severity: int):
     if name == "glass_blur":
         sigma, delta, iterations = ((0.7, 1, 2), (0.9, 2, 1), (1, 2, 3), (1.1, 3, 2), (1.5, 4, 2))[s]
         return A.GlassBlur(sigma=sigma, max_delta=delta, iterations=iterations, mode="exact", p=1)
-    if name == "motion_blur":  # a uniform line kernel of 2*radius+1 px, not ImageMagick's Gaussian weights
-        radius = (10, 15, 15, 15, 20)[s]
-        return A.MotionBlur(blur_limit=(2 * radius + 1, 2 * radius + 1), angle_range=(-45, 45), p=1)
+    if name == "motion_blur":  # a uniform line kernel of 2*radius+1 px, not ImageMagick's Gaussian weights;
+        radius = (10, 15, 15, 15, 20)[s]  # angles must lie in 0-360: 135-225 is the line of -45 to 45
+        return A.MotionBlur(blur_limit=(2 * radius + 1, 2 * radius + 1), angle_range=(135, 225), p=1)
     if name == "zoom_blur":
         top, step = ((1.11, 0.01), (1.16, 0.01), (1.21, 0.02), (1.26, 0.02), (1.31, 0.03))[s]
         return A.ZoomBlur(max_factor=(top, top), step_factor=(step, step), p=1)
