@@ -67,7 +67,7 @@ def _library_distributions() -> list[str]:
 def library_problem() -> str | None:
     """Why the corruptions cannot run here, in one line (None when they can): the extra is not
     installed, or bethgelab's original `imagecorruptions` is installed in the fork's place (it fails
-    on fog and glass blur on numpy 2 and scikit-image >= 0.21, and cannot seed impulse noise)."""
+    on fog and glass blur on numpy 2 and scikit-image 0.26, and cannot seed impulse noise)."""
     from harness.extras import missing_message
 
     message = missing_message("robustness")
