@@ -101,15 +101,15 @@ def test_two_opens_give_the_same_bytes(dataset, texture):
 
 def test_the_predictor_is_picklable(texture, dataset):
     stem = dataset.stems()[1]
-    copy = pickle.loads(pickle.dumps(texture.under("noise-16")))
-    np.testing.assert_array_equal(_predict(copy, dataset, stem), _predict(texture.under("noise-16"), dataset, stem))
+    copy = pickle.loads(pickle.dumps(texture.under(named("noise-16"))))
+    np.testing.assert_array_equal(_predict(copy, dataset, stem), _predict(texture.under(named("noise-16")), dataset, stem))
 
 
 @pytest.mark.parametrize("condition", ["noise-32", "blur-2", "jpeg-10"])
 def test_a_degraded_image_changes_the_prediction(texture, dataset, condition):
     stems = dataset.stems()
     clean = [_predict(texture, dataset, s) for s in stems]
-    degraded = [_predict(texture.under(condition), dataset, s) for s in stems]
+    degraded = [_predict(texture.under(named(condition)), dataset, s) for s in stems]
     changed = np.mean([(a != b).mean() for a, b in zip(clean, degraded)])
     assert changed > 0.005, condition
     for a, b in zip(clean, degraded):
@@ -128,9 +128,9 @@ def test_a_lower_resolution_is_predicted_at_the_labels_shape(texture, dataset):
 
 def test_a_condition_without_a_transform_is_one_line(texture):
     with pytest.raises(UserError, match=r"model 'px': condition 'my_photoshop_edit' has no image transform") as err:
-        texture.under("my_photoshop_edit")
+        texture.under(named("my_photoshop_edit"))
     assert "\n" not in str(err.value)
-    assert texture.under("clean") is texture
+    assert texture.under(named("clean")) is texture
 
 
 def test_it_is_fitted_only_on_scenes_of_its_own_seed(monkeypatch, dataset):
@@ -306,3 +306,18 @@ def test_quality_floor_on_the_evaluated_sample(feature_set, evaluated):
     gts = np.stack([data.load_label(s) for s in data.stems()])
     assert _miou(preds, gts) > 85
     assert model.run_info()["open_seconds"] < 60  # about 3 s on one core; only a guard against a hang
+
+
+def test_a_corruption_without_its_library_is_one_line_before_anything_runs(tmp_path, capsys, monkeypatch, sample):
+    """Where the `robustness` extra is missing, a model that looks at images refuses an ImageNet-C
+    condition when it is opened: nothing is computed, not even the clean condition."""
+    from harness.conditions import corruptions
+
+    monkeypatch.setattr(corruptions, "library_problem", lambda: "ImageNet-C corruptions needs the extra 'robustness'")
+    protocol = tmp_path / "p.yaml"
+    protocol.write_text(yaml.safe_dump({"name": "t", "families": {"standard": {}}, "conditions": ["fog-3"],
+                                        "models": [{"name": "px", "pixel": "colour"}]}))
+    run = tmp_path / "run"
+    rc, _, err = zeg_eval_inprocess(capsys, "run", protocol, "--data", sample, "--out", run, "--workers", "0")
+    one_line_error(rc, err, "model 'px': condition 'fog-3'", "needs the extra 'robustness'")
+    assert not list(run.glob("records/*/*"))

@@ -63,7 +63,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from harness.conditions.spec import CLEAN_CONDITION, Condition, named
+from harness.conditions.spec import CLEAN_CONDITION, Condition
 from harness.data.imageio import read_rgb
 from harness.data.sample import CLASSES, GENERATOR_VERSION, SampleConfig, render_scene
 from harness.errors import SkipModel, UserError
@@ -336,13 +336,9 @@ class PixelPredictor(Predictor):
                 "train_seed": self.spec.train_seed, "sklearn": sklearn.__version__, **self.info}
 
     def under(self, condition) -> Predictor:
-        """This model under `condition` (a Condition, or its name); one without a transform (a
-        folder-only condition) is an error: this model has no prediction folder to read it from."""
-        if isinstance(condition, str):
-            condition = named(condition)
-        if not condition.has_transform:
-            raise UserError(f"model '{self.spec.name}': condition '{condition.name}' has no image transform, so "
-                            "a model that reads images cannot be run under it (only prediction folders have it)")
+        """This model under `condition` (a harness.conditions.spec.Condition); one whose image cannot be
+        made here (a folder-only condition, a corruption without its library) is a one-line error."""
+        condition.check_available(f"model '{self.spec.name}'")
         if condition == self.condition:
             return self
         return PixelPredictor(self.spec, self.dataset, self.classifier, self.info, condition)
