@@ -4,9 +4,9 @@
     # on a GPU machine (the condition runs in the DataLoader workers on the CPU, the model on the GPU):
     python bench/bench_conditions.py --device cuda --zegclip --precision bf16 --batch-size 8 --loader-workers 8
 
-For a 512x512 slide-inference model (tests/configs/tiny_fcn_slide.py made to take 512x512 images and
-slide 512-pixel windows with stride 341, as ZegCLIP's configs do; random weights; or the ZegCLIP port
-with --zegclip), each in a fresh process on generated 512x512 images:
+For a 512x512 slide-inference model (bench/configs/tiny_fcn_slide512.py: the tests' tiny model sliding
+512-pixel windows with stride 341 over images resized to a short side of 512, as ZegCLIP's configs do;
+random weights; or the ZegCLIP port with --zegclip), each in a fresh process on generated 512x512 images:
 
 * `model_only`: the model's stream alone (images decoded, pipeline, forward, label maps), clean;
 * `model_only/<condition>`: the same stream with the condition applied to each image in the
@@ -31,8 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 DEFAULT_CONDITIONS = "gaussian_noise-3,glass_blur-3,fog-3,jpeg_compression-3,resolution-0.5,jpeg-20"
-SLIDE_512 = {"model.test_cfg.crop_size": (512, 512), "model.test_cfg.stride": (341, 341),
-             "test_pipeline.1.scale": (2048, 512)}
+SLIDE_512 = ROOT / "bench" / "configs" / "tiny_fcn_slide512.py"
 ZEGCLIP_CONFIG = ROOT / "configs" / "zegclip" / "zegclip_vitb16_512x512_coco-stuff171_inductive.py"
 ZEGCLIP_OPTIONS = {"model.class_names": "${dataset.classes}", "model.seen_idx": "${dataset.seen_ids}",
                    "model.unseen_idx": "${dataset.unseen_ids}", "model.decode_head.num_classes": "${dataset.num_classes}",
@@ -53,8 +52,8 @@ def _spec(args, checkpoint):
         return MmsegSpec(name="m", config=ZEGCLIP_CONFIG, checkpoint=checkpoint, loader="zegclip",
                          precision=args.precision or "fp32", batch_size=args.batch_size or 1,
                          cfg_options=dict(ZEGCLIP_OPTIONS))
-    return MmsegSpec(name="m", config=ROOT / "tests" / "configs" / "tiny_fcn_slide.py", checkpoint=checkpoint,
-                     precision=args.precision or "fp32", batch_size=args.batch_size or 1, cfg_options=dict(SLIDE_512))
+    return MmsegSpec(name="m", config=SLIDE_512, checkpoint=checkpoint, precision=args.precision or "fp32",
+                     batch_size=args.batch_size or 1)
 
 
 def _checkpoint(args, dataset, tmp: Path) -> Path:

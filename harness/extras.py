@@ -2,7 +2,8 @@
 
 The plain install scores prediction folders, runs the baselines and writes reports. `mmseg` adds the
 model stack (models with weights, the ZegCLIP port, mmseg dataset configs), `coco` what
-`coco-instances` reads COCO's annotations with. Modules are looked up without importing them.
+`coco-instances` reads COCO's annotations with, `robustness` the ImageNet-C corruptions of the
+condition axis. Modules are looked up without importing them.
 """
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from harness.errors import UserError
 EXTRAS = {
     "mmseg": ("torch", "mmcv", "mmengine", "mmseg", "ftfy", "regex"),
     "coco": ("pycocotools",),
+    # the imaug fork of imagecorruptions (harness.conditions.corruptions checks it is the fork)
+    "robustness": ("imagecorruptions",),
 }
 
 

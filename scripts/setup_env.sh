@@ -17,4 +17,4 @@ if ! .venv/bin/python -c "import mmcv._ext" 2>/dev/null; then
   MMCV_WITH_OPS=1 FORCE_CUDA=${FORCE_CUDA:-0} MAX_JOBS=${MAX_JOBS:-2} \
     $VPIP install -q --no-build-isolation -c "$LOCK" mmcv
 fi
-$VPIP install -q -c "$LOCK" -e ".[mmseg,coco,test]"
+$VPIP install -q -c "$LOCK" -e ".[mmseg,coco,robustness,test]"

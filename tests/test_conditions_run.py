@@ -132,3 +132,18 @@ def test_robustness_tables(setup, tmp_path):
     again = _run(["run", protocol, "--data", data, "--workers", "1"], tmp_path / "b")
     for file in ("robustness.csv", "robustness_summary.csv"):
         assert (run / file).read_bytes() == (again / file).read_bytes(), file
+
+
+def test_shards_under_conditions_merge_into_the_whole(setup, tmp_path):
+    root, data, protocol = setup
+    args = ["run", protocol, "--data", data, "--workers", "1", "--limit", "8"]
+    whole = _run(args, tmp_path / "whole")
+    run = tmp_path / "run"
+    rc, _, err = zeg_eval_subprocess(*args, "--out", run, "--shard", "1/2")
+    assert rc == 0, err
+    assert not (run / "robustness.csv").exists()  # written once every shard is done
+    assert len(read_tables(RecordSet(run, "tiny", "jpeg-10"))["images"]) == 4
+    rc, _, err = zeg_eval_subprocess(*args, "--out", run, "--shard", "0/2")
+    assert rc == 0, err
+    for file in ("summary_conditions.json", "robustness.csv", "robustness_summary.csv"):
+        assert (run / file).read_bytes() == (whole / file).read_bytes(), file

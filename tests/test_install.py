@@ -180,7 +180,8 @@ def test_main_job_runs_without_the_model_stack(tmp_path):
     assert len(skipped) == 1 and "'zegclip_coco_inductive': needs the extra 'mmseg'" in skipped[0]
     assert "not installed: torch, mmcv, mmengine, mmseg, ftfy, regex" in skipped[0]
     s = summary(tmp_path / "runs" / "small_targets")
-    assert list(s) == ["oracle", "drop_small", "erode_2", "dilate_2", "seen_bias"] and s["oracle"]["mIoU"] == 100
+    assert list(s) == ["oracle", "drop_small", "erode_2", "dilate_2", "seen_bias", "pixel_texture", "pixel_colour"]
+    assert s["oracle"]["mIoU"] == 100 and 50 < s["pixel_texture"]["mIoU"] < 100  # a model that looks at pixels
 
 
 def test_commands_of_the_model_stack_without_it_are_one_line(tmp_path, monkeypatch, capsys):

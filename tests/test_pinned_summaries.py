@@ -30,6 +30,9 @@ ADDED = {"all": {"mIoU_I", "mIoU_C", "mIoU_I_worst10", "mIoU_C_worst10",  # imag
 # Renamed since the pins were made: the size family's class mean of object IoU called itself mIoUK,
 # which is Wang et al.'s name for a metric their code computes otherwise (segment_level's mIoUK).
 RENAMED = {"mIoUK": "class_mean_object_IoU"}
+# Models added to a shipped protocol since the pins were made: the pixel model (issue 13; its own
+# tests in tests/test_pixel_model.py), which runs on the generated sample and is skipped elsewhere.
+ADDED_MODELS = {"small_targets": {"pixel_texture", "pixel_colour"}}
 SPLIT = re.compile(r"^(object_recall|object_IoU|n_objects)_(seen|unseen)(@.+)?$")
 MISSES = re.compile(r"^(missed|miss_[a-z_]+)(_seen|_unseen)?(@.+)?$")  # miss_attribution in `all` (tests/test_miss_attribution.py)
 
@@ -61,6 +64,7 @@ def test_summary_is_the_pinned_one(key, tmp_path, capsys):
     rc = cli.main(["run", str(PROTOCOLS / f"{protocol}.yaml"), "--data", data, "--out", str(out), "--workers", "0"])
     assert rc == 0, capsys.readouterr().err
     got = json.loads((out / "summary.json").read_text())
+    got = {m: v for m, v in got.items() if m not in ADDED_MODELS.get(protocol, set())}
     want = PINS[key]
     assert sorted(got) == sorted(want)
     for model in want:

@@ -132,6 +132,21 @@ class Condition:
         return {"name": self.name, "transform": self.transform, "level": self.level, "seed": self.seed,
                 "version": transform_version(self.transform)}
 
+    def check_available(self, who: str) -> None:
+        """A UserError (one line naming `who` and what to install) when this condition's image cannot be
+        made here: a condition without a transform, or an ImageNet-C corruption without its library.
+        Models that look at images call it when they are opened, before anything is computed."""
+        if not self.has_transform:
+            raise UserError(f"{who}: condition '{self.name}' has no image transform (known: clean, "
+                            "<corruption>-<severity>, resolution-<f>, jpeg-<q>, blur-<sigma>, noise-<sigma>); a "
+                            "condition of your own needs a prediction folder with a subfolder of its name")
+        if self.transform in IMAGENET_C:
+            from harness.conditions.corruptions import library_problem
+
+            problem = library_problem()
+            if problem:
+                raise UserError(f"{who}: condition '{self.name}': {problem}")
+
     def image_seed(self, stem: str) -> int:
         """The seed of this condition's randomness for image `stem`: a function of (seed, name, stem)
         only, the same in every process and on every machine (Python's hash() is not)."""

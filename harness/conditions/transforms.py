@@ -70,9 +70,14 @@ def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
 
 def gaussian_noise(image: np.ndarray, sigma: float, seed: int) -> np.ndarray:
     """Additive zero-mean Gaussian noise of standard deviation `sigma` grey levels, per pixel and
-    channel, rounded and clipped to 0-255 (numpy's PCG64 seeded with `seed`)."""
-    noise = np.random.default_rng(seed).normal(0.0, sigma, size=image.shape)
-    return np.clip(np.rint(image + noise), 0, 255).astype(np.uint8)
+    channel, rounded and clipped to 0-255 (numpy's PCG64 seeded with `seed`; float32, in place: half
+    the time of float64 on a 512x512 image, and 8-bit output needs no more precision)."""
+    noisy = np.random.default_rng(seed).standard_normal(image.shape, dtype=np.float32)
+    noisy *= sigma
+    noisy += image
+    np.rint(noisy, out=noisy)
+    np.clip(noisy, 0, 255, out=noisy)
+    return noisy.astype(np.uint8)
 
 
 def restore_size(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:

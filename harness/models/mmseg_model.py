@@ -93,10 +93,7 @@ class MmsegPredictor(Predictor):
     def under(self, condition) -> Predictor:
         """The condition is applied to each image before the model's own pipeline (in the DataLoader's
         workers); a condition without a transform is only a prediction folder's."""
-        if not condition.has_transform:
-            raise UserError(f"model '{self.spec.name}': condition '{condition.name}' has no image transform (known: "
-                            "clean, <corruption>-<severity>, resolution-<f>, jpeg-<q>, blur-<sigma>, noise-<sigma>); "
-                            "a condition of your own needs a prediction folder with a subfolder of its name")
+        condition.check_available(f"model '{self.spec.name}'")
         if condition.is_clean:
             return self
         return MmsegPredictor(self.spec, self.dataset, self.runtime, self.weights, condition)

@@ -12,12 +12,14 @@ from harness.models.base import ModelKind, check_unique
 from harness.models.baselines import BaselineKind
 from harness.models.folder import FolderKind
 from harness.models.mmseg_model import MmsegKind
+from harness.models.pixel_model import PixelKind
 from harness.models.zegclip_model import ZegclipKind
 
 KINDS: dict[str, ModelKind] = {kind.name: kind for kind in (
     BaselineKind(),
     FolderKind(),
     MmsegKind(),
+    PixelKind(),
     ZegclipKind(),
 )}
 _KEYS = sorted({kind.key for kind in KINDS.values()})
