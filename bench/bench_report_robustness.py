@@ -44,6 +44,7 @@ def corruption_library() -> str:
     except ImportError:
         stub = types.ModuleType("harness.conditions.corruptions")
         stub.version = lambda: "bench-stand-in"
+        stub.library_problem = lambda: None
         stub.corrupt = lambda image, name, severity, seed: (image * (1 - severity / 8)).astype(np.uint8)
         sys.modules["harness.conditions.corruptions"] = stub
         return "stand-in (harness.conditions.corruptions is not installed)"

@@ -47,6 +47,7 @@ def stub_corruptions() -> types.ModuleType:
     by severity, deterministic, so that runs, saved inputs and pictures made again agree."""
     stub = types.ModuleType("harness.conditions.corruptions")
     stub.version = lambda: "test-stub-1"
+    stub.library_problem = lambda: None
     stub.corrupt = lambda image, name, severity, seed: (image.astype(np.float64) * (1 - severity / 7)).astype(np.uint8)
     return stub
 
@@ -369,7 +370,7 @@ def test_example_of_a_condition_that_cannot_be_made_again(run, tmp_path, monkeyp
     def corrupt(*args):
         raise UserError("needs the extra 'robustness'")
 
-    broken.corrupt, broken.version = corrupt, lambda: "x"
+    broken.corrupt, broken.version, broken.library_problem = corrupt, lambda: "x", lambda: None
     monkeypatch.setitem(sys.modules, "harness.conditions.corruptions", broken)
     thumbs = {t.condition: t for t in _examples(again)["thumbs"]}
     assert thumbs["snow-5"].jpeg_b64 is None and "needs the extra 'robustness'" in thumbs["snow-5"].why

@@ -520,8 +520,9 @@ def build_report(paths, out_dir, options: Options | None = None) -> dict:
                  plots.small_object_heatmap(entries, csvs["small_objects.csv"], options.heatmap_classes))
         figures = [plots.save(f, out, options.figure_files) for f in drawn if f is not None]
         t_rob = time.perf_counter()
-        rob_figures = [plots.save(f, out, options.figure_files)
-                       for f in robustness_mod.figures(data["robustness"], col, plots.linestyles(entries))]
+        rob_figures = [plots.save(f, out, options.figure_files, page=f.key not in robustness_mod.PAPER_ONLY)
+                       for f in robustness_mod.figures(data["robustness"], col, plots.linestyles(entries),
+                                                       options.figure_files)]
     t3 = time.perf_counter()
     gallery = gallery_mod.build_gallery(entries, data["base"], options.gallery_objects, options.gallery_worst,
                                         options.gallery_min_area)

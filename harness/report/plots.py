@@ -75,9 +75,10 @@ def _stem(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", key)
 
 
-def save(figure: Figure, out_dir, files: bool = True) -> Figure:
-    """Keep a screen PNG for the page; with `files`, also write figures/<key>.svg, .pdf and a
-    300-dpi .png into out_dir (about a second per format and figure: the tight box is measured once)."""
+def save(figure: Figure, out_dir, files: bool = True, page: bool = True) -> Figure:
+    """Keep a screen PNG for the page (unless not `page`: a figure only for a paper); with `files`,
+    also write figures/<key>.svg, .pdf and a 300-dpi .png into out_dir (about a second per format and
+    figure: the tight box is measured once)."""
     from pathlib import Path
 
     fig = figure.fig
@@ -92,7 +93,8 @@ def save(figure: Figure, out_dir, files: bool = True) -> Figure:
             fig.savefig(path, format=ext, bbox_inches=box, **kw)
             written.append(f"figures/{path.name}")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=PAGE_DPI, bbox_inches=box)
+    if page:
+        fig.savefig(buf, format="png", dpi=PAGE_DPI, bbox_inches=box)
     plt.close(fig)
     figure.fig, figure.files = None, tuple(written)
     figure.png_b64 = base64.b64encode(buf.getvalue()).decode("ascii")

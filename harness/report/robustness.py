@@ -196,11 +196,13 @@ def severity_curve(rows: pd.DataFrame) -> np.ndarray:
     """[6] of one model's and metric's rows (RunRobustness.rows): the clean value at severity 0,
     then per severity 1-5 the mean over the ImageNet-C corruptions present at it of the metric's
     value (NaN where none is)."""
-    clean = rows.loc[rows["condition"] == CLEAN, "value"]
-    out = [float(clean.iloc[0]) if len(clean) else math.nan]
-    corrupted = rows[rows["corruption"].isin(IMAGENET_C)]
+    value = rows["value"].to_numpy(dtype=np.float64)
+    severity = rows["severity"].to_numpy(dtype=np.float64)
+    clean = value[(rows["condition"] == CLEAN).to_numpy()]
+    corrupted = rows["corruption"].isin(IMAGENET_C).to_numpy() & np.isfinite(value)
+    out = [float(clean[0]) if clean.size else math.nan]
     for s in SEVERITIES[1:]:
-        out.append(_finite_mean(corrupted.loc[corrupted["severity"] == s, "value"]))
+        out.append(_finite_mean(value[corrupted & (severity == s)]))
     return np.array(out)
 
 
@@ -530,8 +532,8 @@ def _grid(n: int, ncols: int, height: float, width: float = 11.0, constrained: b
     fig, axes = plt.subplots(nrows, ncols, figsize=(width, height * nrows), squeeze=False,
                              layout="constrained" if constrained else None)
     if not constrained:
-        fig.subplots_adjust(left=0.07, right=0.98, bottom=0.5 / (height * nrows), top=1 - 0.75 / (height * nrows),
-                            wspace=0.32, hspace=0.75)
+        fig.subplots_adjust(left=0.07, right=0.98, bottom=0.75 / (height * nrows), top=1 - 0.75 / (height * nrows),
+                            wspace=0.32, hspace=0.55)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     return fig, axes
@@ -562,9 +564,8 @@ def severity_figure(rrs: list[RunRobustness], col: dict, styles: dict) -> plots.
         _percent_limits(ax, shown)
         ax.set_title(metric)
         ax.set_xticks(SEVERITIES, ["clean", "1", "2", "3", "4", "5"])
-        ax.set_xlabel("severity")
-        ax.set_ylabel("%")
         ax.grid(True, alpha=0.3)
+    _outer_labels(fig, axes, "severity (0: clean)")
     _legend(fig, axes)
     names = sorted({c for rr in rrs for c in rr.corruptions if c in IMAGENET_C})
     fig.suptitle("Metrics against corruption severity (mean over the ImageNet-C corruptions present)")
@@ -572,6 +573,14 @@ def severity_figure(rrs: list[RunRobustness], col: dict, styles: dict) -> plots.
                         f"Per severity, the mean over the ImageNet-C corruptions present at it ({', '.join(names)}) "
                         "of each metric (robustness.csv's value); severity 0 is the clean value. A severity no "
                         "corruption has is left out (the line joins its neighbours).")
+
+
+def _outer_labels(fig, axes, xlabel: str) -> None:
+    """The x label once under the grid, "%" left of the first column (every panel's text costs time
+    in every file format)."""
+    fig.supxlabel(xlabel, y=0.15 / fig.get_figheight())
+    for ax in axes[:, 0]:
+        ax.set_ylabel("%")
 
 
 def _legend(fig, axes):
@@ -667,9 +676,8 @@ def resolution_figure(rrs: list[RunRobustness], col: dict, styles: dict) -> plot
         ax.minorticks_off()
         ax.set_xlim(max(factors) * 1.25, min(factors) / 1.25)   # clean on the left, smaller to the right
         ax.set_title(metric)
-        ax.set_xlabel("resolution factor")
-        ax.set_ylabel("%")
         ax.grid(True, alpha=0.3)
+    _outer_labels(fig, axes, "resolution factor (1: clean)")
     _legend(fig, axes)
     return plots.Figure("robustness_resolution", "Robustness: object recall against input resolution", fig,
                         "Object recall (all objects and per size bucket) with the image downscaled by each factor "
@@ -677,7 +685,12 @@ def resolution_figure(rrs: list[RunRobustness], col: dict, styles: dict) -> plot
                         "robustness.csv.")
 
 
-def figures(rrs: list[RunRobustness], col: dict, styles: dict) -> list:
-    """The section's figures (those the runs have data for), unsaved."""
-    drawn = (severity_figure(rrs, col, styles), heat_figure(rrs), resolution_figure(rrs, col, styles))
+PAPER_ONLY = ("robustness_heat",)   # on the page its numbers are the heat table: the figure is for a paper
+
+
+def figures(rrs: list[RunRobustness], col: dict, styles: dict, files: bool = True) -> list:
+    """The section's figures (those the runs have data for), unsaved; the heat map only with
+    `files` (the page shows its numbers as the heat table, so it is drawn only to be written)."""
+    drawn = (severity_figure(rrs, col, styles), heat_figure(rrs) if files else None,
+             resolution_figure(rrs, col, styles))
     return [f for f in drawn if f is not None]
