@@ -8,9 +8,10 @@ blur 2 and noise 16 (80). Then `build_report` is timed (the CLI's defaults: 1,00
 figure files), once per repeat, with the time of each stage; `--no-inputs` reports a copy of the
 run without RUN/inputs, so that the example inputs are made again from the dataset images.
 
-Folder models never call the corruption code, but the records' identity names its version: without
-harness.conditions.corruptions (the extra 'robustness'), a stand-in is used and the example inputs
-are made by it (said in the output), which makes the no-inputs timing a lower bound.
+Folder models never call the corruption code, but the records' identity names its version and
+--save-inputs makes every condition's images with it: without the corruption library (the extra
+'robustness') a stand-in is used (said in the output), which makes the run faster and the
+no-inputs report's timing a lower bound.
 
     .venv/bin/python bench/bench_report_robustness.py [--images 40] [--models 3] [--keep DIR] [--repeat 2]
 """
