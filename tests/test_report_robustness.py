@@ -257,6 +257,7 @@ def test_example_inputs_one_per_corruption(run, page):
         assert picture[:3] == b"\xff\xd8\xff"                       # JPEG
         assert cv2.imdecode(np.frombuffer(picture, np.uint8), cv2.IMREAD_COLOR).shape[1] == 160
     assert "saved input" in html and not marked(html, "data-thumb-missing")
+    assert "figures/robustness_heat" not in html   # without figure files the heat map (the table's numbers) is not drawn
     body = html.replace("http://www.w3.org", "")
     assert "http://" not in body and "https://" not in body        # self-contained
 
@@ -465,3 +466,34 @@ def test_section_in_headless_chromium_at_phone_width(page):
         assert len(thumbs) == 5 and all(t.get_property("naturalWidth") == 160 for t in thumbs)
     finally:
         driver.quit()
+
+
+def test_a_run_with_only_the_knobs(run):
+    """Without an ImageNet-C corruption there is no imagenet_c group: mPC, rPC, mCE read "—", there
+    are no severity curves; the resolution curves and the largest drop remain."""
+    from harness.report import plots, robustness
+    from harness.report.build import Entry
+    from harness.report.runs import load_runs
+    from harness.report.stats import point_estimates
+
+    runs, models = load_runs([str(run)])
+    entries = [Entry(model=m, point=point_estimates(m)) for m in models]
+    (full,) = robustness.load_all(runs, entries)
+    knobs = full.long[~full.long["corruption"].isin(["fog", "snow"])].reset_index(drop=True)
+    summary = full.summary[full.summary["corruption"].isin(["resolution", "jpeg"])].reset_index(drop=True)
+    rr = robustness.RunRobustness(run=full.run, long=knobs, summary=summary, conditions=full.conditions,
+                                  models=full.models, reference=full.reference, buckets=full.buckets)
+    assert rr.corruptions == ["resolution", "jpeg"]
+    rows = {(r["model"], r["metric"]): r for r in robustness.headline_rows(rr, {})}
+    mine = rows[("mine", "object_recall@small")]
+    assert all(mine["cells"][m]["text"] == "—" for m in ("mPC", "rPC", "mCE", "relative_mCE"))
+    assert mine["cells"]["clean"]["text"] == "100.00" and mine["drop"]["condition"] == "resolution-0.25"
+    assert mine["drop"]["difference"] == 100 - recall("resolution-0.25", "small")
+    col = plots.colors(rr.models)
+    with plots.style():
+        assert robustness.severity_figure([rr], col, {}) is None
+        fig = robustness.resolution_figure([rr], col, {})
+        assert fig is not None
+        import matplotlib.pyplot as plt
+
+        plt.close(fig.fig)
