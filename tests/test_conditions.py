@@ -60,3 +60,33 @@ def test_condition_names_are_plain_names(tmp_path, capsys):
     protocol.write_text(yaml.safe_dump({"name": "t", "families": {"standard": {}}, "conditions": ["../x"]}))
     rc, _, err = zeg_eval_inprocess(capsys, "run", protocol, "--predictions", tmp_path)
     one_line_error(rc, err, protocol, "line 2: condition '../x' must be a plain name")
+
+
+def test_prediction_folders_under_corruptions_need_no_corruption_library(tmp_path, capsys, monkeypatch):
+    """A folder model's maps of `fog-3` were made elsewhere: zeg-eval makes no image, so neither the
+    corruption library nor its version enters (its records' identity holds the condition's name)."""
+    from harness.conditions import corruptions
+
+    def absent():
+        raise AssertionError("the corruption library was asked for")
+
+    monkeypatch.setattr(corruptions, "version", absent)
+    monkeypatch.setattr(corruptions, "library_problem", absent)
+    label = np.zeros((8, 8), np.uint8)
+    label[2:6, 2:6] = 1
+    (tmp_path / "data").mkdir()
+    _write(tmp_path / "data" / "labels", {"a": label})
+    (tmp_path / "data" / "dataset.yaml").write_text(yaml.safe_dump({"classes": ["bg", "thing"]}))
+    _write(tmp_path / "pred", {"a": label})
+    _write(tmp_path / "pred" / "fog-3", {"a": np.zeros_like(label)})
+    protocol = tmp_path / "p.yaml"
+    protocol.write_text(yaml.safe_dump({"name": "t", "families": {"standard": {}}, "conditions": ["fog-3"],
+                                        "robustness": {"bootstrap": 0},
+                                        "models": [{"name": "m", "predictions": str(tmp_path / "pred")}]}))
+    rc, _, err = zeg_eval_inprocess(capsys, "run", protocol, "--data", tmp_path / "data", "--out", tmp_path / "run",
+                                    "--workers", "0")
+    assert rc == 0, err
+    table = pd.read_csv(tmp_path / "run" / "robustness.csv")
+    row = table[(table["condition"] == "fog-3") & (table["metric"] == "mIoU")]
+    assert (row["corruption"].item(), row["severity"].item()) == ("fog", 3)
+    assert row["value"].item() == 100 * 48 / 64 / 2  # bg IoU 48/64, thing IoU 0

@@ -60,6 +60,7 @@ class Predictor:
     """What a kind opens for one run (see the module docstring)."""
 
     in_workers: bool = True   # predict() runs in the metric workers; else stream() in this process
+    reads_images: bool = False  # it looks at the dataset's images (so an image condition changes its records)
 
     def predict(self, stem: str, gt: np.ndarray, instances: np.ndarray | None) -> np.ndarray:
         raise NotImplementedError

@@ -70,6 +70,7 @@ class MmsegPredictor(Predictor):
     """Batches of images through the model on a device, in this process."""
 
     in_workers = False
+    reads_images = True
 
     def __init__(self, spec: MmsegSpec, dataset, runtime: Runtime, weights=None, condition=CLEAN_CONDITION):
         self.spec, self.dataset, self.runtime, self.weights = spec, dataset, runtime, weights

@@ -311,6 +311,8 @@ class PixelPredictor(Predictor):
     """The fitted classifier bound to a dataset and a condition; picklable, runs in the metric
     workers. It reads the image and looks at the ground truth only for its shape."""
 
+    reads_images = True
+
     def __init__(self, spec: PixelSpec, dataset, classifier, info: dict, condition: Condition = CLEAN_CONDITION):
         self.spec = spec
         self.dataset = dataset

@@ -25,9 +25,11 @@ from harness.files import digest_files
 from harness.run.records import RecordSet, image_rows
 
 
-def model_identity(kind_identity: dict, protocol, dataset, condition) -> dict:
-    """`condition`: a harness.conditions.spec.Condition (its identity: name, transform, level, seed and
-    the version of the code that makes its images)."""
+def model_identity(kind_identity: dict, protocol, dataset, condition, reads_images: bool = False) -> dict:
+    """`condition`: a harness.conditions.spec.Condition. For a model that reads images, whose records
+    depend on the condition's image, its whole identity (name, transform, level, seed and the version
+    of the code that makes the images); for one that does not (prediction folders, made elsewhere;
+    baselines) its name only: their records do not depend on how zeg-eval would make the image."""
     return {"model": kind_identity,
             "families": {name: dataclasses.asdict(cfg) for name, cfg in protocol.families.items()},
             "dataset": {"classes": list(dataset.classes), "ignore_index": dataset.ignore_index,
@@ -38,7 +40,7 @@ def model_identity(kind_identity: dict, protocol, dataset, condition) -> dict:
                         # records of runs made before these settings existed stay valid
                         **({"instance_ids": dataset.instance_ids} if dataset.instance_ids != "plain" else {}),
                         **({"crowd_id": dataset.crowd_id} if dataset.crowd_id is not None else {})},
-            "condition": condition.identity(), "records_version": RECORDS_VERSION}
+            "condition": condition.identity() if reads_images else condition.name, "records_version": RECORDS_VERSION}
 
 
 def digest(identity: dict) -> str:

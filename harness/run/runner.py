@@ -27,7 +27,6 @@ from harness.models.registry import kind_of
 from harness.run import manifest, records, runfolder
 from harness.run.identity import digest, model_identity, verified_done
 from harness.run.options import RunOptions
-from harness.run.robustness_files import write_robustness
 from harness.run.scoring import score_model
 
 
@@ -143,7 +142,7 @@ def _run_model(opened: _Opened, protocol, dataset, stems, options: RunOptions, o
     part = records.part_name(options.shard)
     for condition in options.conditions:
         predictor_here = opened.predictors[condition.name]
-        identity = model_identity(kind_identity, protocol, dataset, condition)
+        identity = model_identity(kind_identity, protocol, dataset, condition, predictor_here.reads_images)
         record_set = records.RecordSet(out, name, condition.name)
         records.check_chunks(record_set)  # a damaged chunk is deleted (one line): its images are pending
         done = verified_done(record_set, identity, dataset, predictor_here, stems, recorded.get(condition.name))
@@ -195,6 +194,7 @@ def _merge(out: Path, protocol, dataset, stems, options: RunOptions):
     from harness.evaluation.aggregate import (
         summarize,  # pandas: imported after the metric workers are forked
     )
+    from harness.run.robustness_files import write_robustness
 
     with manifest.lock(out):
         m = manifest.read(out, strict=False)
