@@ -7,7 +7,9 @@
 #      (bench/bench_runner.py --zegclip);
 #   3. `zeg-eval run --device cuda` end to end on a real dataset, fp32 and bf16, against the same
 #      run on the CPU: the summaries side by side (random weights: many near-ties in the scores,
-#      so a few pixels may flip; the figure says how many metrics moved and by how much).
+#      so a few pixels may flip; the figure says how many metrics moved and by how much);
+#   4. the condition loop (corruptions, JPEG, resolution applied in the DataLoader workers on the
+#      CPU) against inference alone, ZegCLIP in bf16 (bench/bench_conditions.py; goal: under 10%).
 #
 #   bash bench/gpu_benches.sh OUT_DIR [DATA_DIR]
 #
@@ -16,7 +18,10 @@
 # no network, put the wheels in .whl/ first (on a machine with network, from the repository root):
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --platform manylinux2014_x86_64 \
 #     --platform any -d .whl mmengine==0.10.7 mmsegmentation==1.2.2 addict yapf termcolor prettytable \
-#     wcwidth ftfy platformdirs setuptools==80.10.2 connected-components-3d==4.1.1
+#     wcwidth ftfy platformdirs setuptools==80.10.2 connected-components-3d==4.1.1 \
+#     imagecorruptions-imaug==1.1.5 numba==0.68.1 llvmlite==0.50.0 scikit-image==0.26.0 imageio tifffile \
+#     lazy-loader scikit-learn==1.9.1 joblib threadpoolctl
+#   (the last line for step 4's ImageNet-C conditions; without it step 4 measures the plain knobs only)
 #   and mmcv-2.1.0.tar.gz (PyPI's source) in .whl/ too: it is compiled there with its CPU ops only
 #   (ZegCLIP runs none of mmcv's ops, but mmseg imports them), about a minute on 16 cores.
 set -uo pipefail
@@ -63,3 +68,13 @@ $PY bench/bench_runner.py --device "$DEVICE" --zegclip --precision bf16 --batch-
 echo "== 3. zeg-eval run end to end: $DEVICE fp32 and bf16 against the CPU"
 $PY bench/device_parity.py --device "$DEVICE" --out "$OUT/e2e" ${DATA:+--data "$DATA"} \
   | tee "$OUT/e2e.txt"
+
+echo "== 4. the condition loop over inference alone (ZegCLIP bf16, 512x512, conditions in the loader workers)"
+if $PY -c "import imagecorruptions" 2>/dev/null; then
+  CONDS=${CONDITIONS:-gaussian_noise-3,glass_blur-3,fog-3,jpeg_compression-3,resolution-0.5,jpeg-20}
+else
+  CONDS=${CONDITIONS:-noise-16,blur-2,resolution-0.5,jpeg-20}; echo "(no imagecorruptions: the knobs only)"
+fi
+$PY bench/bench_conditions.py --device "$DEVICE" --zegclip --precision bf16 --batch-size 8 \
+  --loader-workers $(( $(nproc) / 2 )) --images $(( IMAGES / 4 + 2 )) --conditions "$CONDS" --repeat 1 \
+  --json "$OUT/conditions.json" | tee "$OUT/conditions.txt"

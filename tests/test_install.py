@@ -158,6 +158,9 @@ class Hidden:  # the plain install: these packages cannot be found, as if not in
             return None
         find = getattr(self.finder, 'find_spec', None)
         return find(name, path, target) if find else None
+    def find_distributions(self, *args, **kwargs):  # importlib.metadata asks the finders too
+        find = getattr(self.finder, 'find_distributions', None)
+        return find(*args, **kwargs) if find else ()
 sys.meta_path[:] = [Hidden(f) for f in sys.meta_path]
 from harness.cli import main
 rc = main(sys.argv[1:])
