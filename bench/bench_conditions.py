@@ -10,7 +10,8 @@ random weights; or the ZegCLIP port with --zegclip), each in a fresh process on 
 
 * `model_only`: the model's stream alone (images decoded, pipeline, forward, label maps), clean;
 * `model_only/<condition>`: the same stream with the condition applied to each image in the
-  DataLoader workers: the condition loop's overhead = its time / clean time - 1;
+  DataLoader workers: the condition loop's overhead = its time / clean time - 1 (steady state: the
+  warm-up image pays the library's import and numba's compilation, once per run in a real run);
 * `loop/<condition>`: `zeg-eval run` of that condition (standard + size families): images/s.
 
 Corruptions per second per type, without a model, are bench/bench_corruptions.py's.
@@ -96,8 +97,9 @@ def one(args) -> dict:
     runtime = Runtime(device=args.device, loader_workers=args.loader_workers)
     if what == "model_only":
         spec = _spec(args, ckpt)
-        for _ in mmseg_predictor.predict_stream(spec, dataset, stems[:1], runtime, weights=_weights(args)):
-            pass  # warm-up: imports, caches
+        for _ in mmseg_predictor.predict_stream(spec, dataset, stems[:1], runtime, weights=_weights(args),
+                                                condition=condition):
+            pass  # warm-up: imports, caches, the corruption library's one-off costs (steady state is timed)
         start = time.perf_counter()
         n = sum(1 for _ in mmseg_predictor.predict_stream(spec, dataset, stems[1:], runtime, weights=_weights(args),
                                                           condition=condition))

@@ -147,6 +147,14 @@ class Condition:
             if problem:
                 raise UserError(f"{who}: condition '{self.name}': {problem}")
 
+    def warm_up(self) -> None:
+        """Pay this condition's one-off costs in this process, before workers are forked from it, so
+        that every worker inherits them instead of paying them again: importing the corruption
+        library (numba, about 0.8 s) and numba's compilation of glass blur (4-6 s), done once on a
+        small image at this condition's severity. Nothing for the knobs."""
+        if self.transform in IMAGENET_C:
+            self.apply(np.zeros((32, 32, 3), np.uint8), "warm-up")
+
     def image_seed(self, stem: str) -> int:
         """The seed of this condition's randomness for image `stem`: a function of (seed, name, stem)
         only, the same in every process and on every machine (Python's hash() is not)."""

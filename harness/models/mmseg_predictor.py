@@ -261,6 +261,7 @@ def _predict(spec, dataset, stems, runtime: Runtime, device, cpus, weights, cond
     workers = runtime.loader_workers
     if workers is None:
         workers = max(1, min(4, cpus // 2))
+    condition.warm_up()  # the corruption library imported (and compiled) once, before the workers fork
     loader = torch.utils.data.DataLoader(
         ImageDataset(dataset, stems, pipeline, to_float32, condition), batch_size=batch_size, shuffle=False,
         num_workers=workers, collate_fn=_collate, pin_memory=device.startswith("cuda"),

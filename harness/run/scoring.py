@@ -178,6 +178,8 @@ def score_model(dataset: DatasetSpec, protocol: Protocol, records: RecordSet, st
     result = ScoreResult(computed=len(pending))
     if not pending:
         return result
+    if predictor.reads_images or inputs_dir is not None:
+        condition.warm_up()  # before the workers (metric pool, DataLoader) are forked from this process
     for folder in (save_dir, inputs_dir):
         if folder is not None:
             Path(folder).mkdir(parents=True, exist_ok=True)
