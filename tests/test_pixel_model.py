@@ -313,7 +313,7 @@ def test_a_corruption_without_its_library_is_one_line_before_anything_runs(tmp_p
     condition when it is opened: nothing is computed, not even the clean condition."""
     from harness.conditions import corruptions
 
-    monkeypatch.setattr(corruptions, "library_problem", lambda: "ImageNet-C corruptions needs the extra 'robustness'")
+    monkeypatch.setattr(corruptions, "library_problem", lambda: "the corruption library needs the extra 'robustness'")
     protocol = tmp_path / "p.yaml"
     protocol.write_text(yaml.safe_dump({"name": "t", "families": {"standard": {}}, "conditions": ["fog-3"],
                                         "models": [{"name": "px", "pixel": "colour"}]}))

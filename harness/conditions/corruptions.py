@@ -72,7 +72,7 @@ def library_problem() -> str | None:
 
     message = missing_message("robustness")
     if message:
-        return f"ImageNet-C corruptions {message}"
+        return f"the corruption library {message}"
     dists = _library_distributions()
     if DISTRIBUTION not in dists:
         return (f"ImageNet-C corruptions need {DISTRIBUTION}, but the module '{MODULE}' comes from "
