@@ -35,6 +35,11 @@ import numpy as np
 
 from harness.errors import UserError
 
+# The 15 corruptions of ImageNet-C (Hendrycks & Dietterich, ICLR 2019), in their order: noise, blur,
+# weather, digital.
+IMAGENET_C = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
+              "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
+              "jpeg_compression")
 DISTRIBUTION = "imagecorruptions-imaug"  # the pip name; it installs the module `imagecorruptions`
 MODULE = "imagecorruptions"
 MIN_SIDE = 32  # the library refuses smaller images
@@ -118,8 +123,6 @@ def seed_words(seed: int) -> tuple[int, np.ndarray]:
 
 def check_arguments(image, name: str, severity: int, seed: int) -> None:
     """A ValueError saying what is wrong with the arguments of corrupt(), if anything."""
-    from harness.conditions.spec import IMAGENET_C
-
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         got = f"{image.shape} {image.dtype}" if isinstance(image, np.ndarray) else type(image).__name__
         raise ValueError(f"expected an HxWx3 uint8 RGB image, got {got}")

@@ -28,15 +28,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from harness.conditions.corruptions import IMAGENET_C
 from harness.errors import UserError
 
 CLEAN = "clean"
 NAMED = "named"  # a condition without a transform: only prediction folders have it
-# The 15 corruptions of ImageNet-C (Hendrycks & Dietterich, ICLR 2019), in their order: noise, blur,
-# weather, digital.
-IMAGENET_C = ("gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
-              "zoom_blur", "snow", "frost", "fog", "brightness", "contrast", "elastic_transform", "pixelate",
-              "jpeg_compression")
 # The plain knobs: transform -> what its level is
 KNOBS = {
     "resolution": "a downscale factor f, 0 < f <= 1",
@@ -141,9 +137,9 @@ class Condition:
                             "<corruption>-<severity>, resolution-<f>, jpeg-<q>, blur-<sigma>, noise-<sigma>); a "
                             "condition of your own needs a prediction folder with a subfolder of its name")
         if self.transform in IMAGENET_C:
-            from harness.conditions.corruptions import library_problem
+            from harness.conditions import corruptions  # looked up at call time (tests stand in for it)
 
-            problem = library_problem()
+            problem = corruptions.library_problem()
             if problem:
                 raise UserError(f"{who}: condition '{self.name}': {problem}")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from harness.conditions.spec import IMAGENET_C
+from harness.conditions.corruptions import IMAGENET_C
 
 # Increment when a knob's output changes for the same arguments (record identity: harness.run.identity).
 KNOBS_VERSION = 1
