@@ -143,6 +143,13 @@ def resolve_path(text: str, base: Path | None) -> Path:
     return path
 
 
+def check_name(name, where: str, path) -> str:
+    """A model's `name`: one plain name (it names folders and records), else a UserError naming the entry."""
+    if not isinstance(name, str) or not NAME.match(name):
+        raise UserError(f"{where}: a model needs a 'name' of letters, digits, '_', '-', '.', '+'", path)
+    return name
+
+
 def check_type(entry: dict, key: str, types, where: str, path, what: str):
     value = entry[key]
     if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):

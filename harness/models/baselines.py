@@ -40,7 +40,7 @@ import numpy as np
 
 from harness.data.dataset import DatasetSpec
 from harness.errors import SkipModel, UserError
-from harness.models.base import NAME, ModelKind, Predictor, check_allowed, check_type
+from harness.models.base import ModelKind, Predictor, check_allowed, check_name, check_type
 
 BASELINES = ("oracle", "drop_small", "boundary_shift", "seen_bias")
 # The parameters each baseline uses (the others are ignored and left out of the manifest).
@@ -70,8 +70,7 @@ class BaselineKind(ModelKind):
         path = protocol_path
         check_allowed(entry, {f.name for f in dataclasses.fields(BaselineSpec)}, "baseline", where, path)
         name = entry.get("name", entry["baseline"])
-        if not isinstance(name, str) or not NAME.match(name):
-            raise UserError(f"{where}: a model needs a 'name' of letters, digits, '_', '-', '.', '+'", path)
+        check_name(name, where, path)
         where = f"{where} ({name})"
         if entry["baseline"] not in BASELINES:
             raise UserError(f"{where}: unknown baseline '{entry['baseline']}' (known: {', '.join(BASELINES)})", path)

@@ -25,6 +25,7 @@ from harness.models.base import (
     ModelKind,
     Predictor,
     check_allowed,
+    check_name,
     check_type,
     resolve_path,
 )
@@ -78,8 +79,7 @@ class FolderKind(ModelKind):
     def parse(self, entry: dict, where: str, protocol_path) -> FolderSpec:
         check_allowed(entry, {"name", "predictions"}, "predictions", where, protocol_path)
         name = entry.get("name")
-        if not isinstance(name, str) or not NAME.match(name):
-            raise UserError(f"{where}: a model needs a 'name' of letters, digits, '_', '-', '.', '+'", protocol_path)
+        check_name(name, where, protocol_path)
         check_type(entry, "predictions", str, f"{where} ({name})", protocol_path, "a folder path")
         base = protocol_path.parent if protocol_path is not None else None
         return FolderSpec(name=name, path=resolve_path(entry["predictions"], base))

@@ -26,11 +26,11 @@ from harness.conditions.spec import CLEAN_CONDITION
 from harness.errors import SkipModel, UserError
 from harness.files import digest_files, sha256_file
 from harness.models.base import (
-    NAME,
     ModelKind,
     Predictor,
     Runtime,
     check_allowed,
+    check_name,
     check_type,
     expand_vars,
     resolve_path,
@@ -116,8 +116,7 @@ class MmsegKind(ModelKind):
         base = protocol_path.parent if protocol_path is not None else None
         check_allowed(entry, ALLOWED, "config", where, path)
         name = entry.get("name")
-        if not isinstance(name, str) or not NAME.match(name):
-            raise UserError(f"{where}: a model needs a 'name' of letters, digits, '_', '-', '.', '+'", path)
+        check_name(name, where, path)
         where = f"{where} ({name})"
         check_type(entry, "config", str, where, path, "a config file path")
         ckpt_text = entry.get("checkpoint")

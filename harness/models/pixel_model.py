@@ -67,7 +67,7 @@ from harness.conditions.spec import CLEAN_CONDITION, Condition
 from harness.data.imageio import read_rgb
 from harness.data.sample import CLASSES, GENERATOR_VERSION, SampleConfig, render_scene
 from harness.errors import SkipModel, UserError
-from harness.models.base import NAME, ModelKind, Predictor, check_allowed, check_type
+from harness.models.base import ModelKind, Predictor, check_allowed, check_name, check_type
 
 # Increment when the predictions change for the same settings (record identity: harness.run.identity).
 MODEL_VERSION = 1
@@ -371,8 +371,7 @@ class PixelKind(ModelKind):
         path = protocol_path
         check_allowed(entry, {f.name for f in dataclasses.fields(PixelSpec)}, "pixel", where, path)
         name = entry.get("name")
-        if not isinstance(name, str) or not NAME.match(name):
-            raise UserError(f"{where}: a model needs a 'name' of letters, digits, '_', '-', '.', '+'", path)
+        check_name(name, where, path)
         where = f"{where} ({name})"
         if entry["pixel"] not in FEATURE_SETS:
             raise UserError(f"{where}: unknown feature set 'pixel: {entry['pixel']}' (known: "
