@@ -31,13 +31,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_runner import ZEGCLIP_CONFIG, ZEGCLIP_OPTIONS, random_checkpoint  # noqa: E402 - after the path
 
 DEFAULT_CONDITIONS = "gaussian_noise-3,glass_blur-3,fog-3,jpeg_compression-3,resolution-0.5,jpeg-20"
 SLIDE_512 = ROOT / "bench" / "configs" / "tiny_fcn_slide512.py"
-ZEGCLIP_CONFIG = ROOT / "configs" / "zegclip" / "zegclip_vitb16_512x512_coco-stuff171_inductive.py"
-ZEGCLIP_OPTIONS = {"model.class_names": "${dataset.classes}", "model.seen_idx": "${dataset.seen_ids}",
-                   "model.unseen_idx": "${dataset.unseen_ids}", "model.decode_head.num_classes": "${dataset.num_classes}",
-                   "model.text_embedding": None}
 
 
 def _sample(n: int, size: int) -> Path:
@@ -59,16 +57,7 @@ def _spec(args, checkpoint):
 
 
 def _checkpoint(args, dataset, tmp: Path) -> Path:
-    import torch
-
-    from harness.models import mmseg_predictor
-
-    torch.manual_seed(0)
-    spec = _spec(args, None)
-    model = mmseg_predictor.build_model(spec, mmseg_predictor.load_config(spec, dataset), "cpu")
-    path = tmp / "random.pth"
-    torch.save({"state_dict": model.state_dict()}, path)
-    return path
+    return random_checkpoint(_spec(args, None), dataset, tmp / "random.pth")
 
 
 def _weights(args):

@@ -82,18 +82,20 @@ def _spec(args, checkpoint: Path | None):
                      cfg_options=entry.get("cfg_options", {}))
 
 
-def _checkpoint(args, dataset, tmp: Path) -> Path:
-    """Random weights (seeded) saved as a state-dict checkpoint the model's loader reads."""
+def random_checkpoint(spec, dataset, path: Path) -> Path:
+    """Random weights (seeded) of `spec`'s model saved as a state-dict checkpoint its loader reads."""
     import torch
 
     from harness.models import mmseg_predictor
 
     torch.manual_seed(0)
-    spec = _spec(args, None)
     model = mmseg_predictor.build_model(spec, mmseg_predictor.load_config(spec, dataset), "cpu")
-    path = tmp / "random.pth"
     torch.save({"state_dict": model.state_dict()}, path)
     return path
+
+
+def _checkpoint(args, dataset, tmp: Path) -> Path:
+    return random_checkpoint(_spec(args, None), dataset, tmp / "random.pth")
 
 
 def _peak() -> dict:
