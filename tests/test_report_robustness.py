@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 from test_report import marked
 
+from harness.conditions.corruptions import IMAGENET_C
 from harness.data.imageio import write_label_png
 from harness.errors import UserError
 from harness.report.build import Options, build_report
@@ -46,6 +47,7 @@ def stub_corruptions() -> types.ModuleType:
     """Stands in for harness.conditions.corruptions (the ImageNet-C library, an extra): a darkening
     by severity, deterministic, so that runs, saved inputs and pictures made again agree."""
     stub = types.ModuleType("harness.conditions.corruptions")
+    stub.IMAGENET_C = IMAGENET_C  # the names are the real module's; only the pictures are stood in for
     stub.version = lambda: "test-stub-1"
     stub.library_problem = lambda: None
     stub.corrupt = lambda image, name, severity, seed: (image.astype(np.float64) * (1 - severity / 7)).astype(np.uint8)
@@ -372,6 +374,7 @@ def test_example_of_a_condition_that_cannot_be_made_again(run, tmp_path, monkeyp
         raise UserError("needs the extra 'robustness'")
 
     broken.corrupt, broken.version, broken.library_problem = corrupt, lambda: "x", lambda: None
+    broken.IMAGENET_C = IMAGENET_C
     monkeypatch.setitem(sys.modules, "harness.conditions.corruptions", broken)
     thumbs = {t.condition: t for t in _examples(again)["thumbs"]}
     assert thumbs["snow-5"].jpeg_b64 is None and "needs the extra 'robustness'" in thumbs["snow-5"].why
