@@ -17,11 +17,12 @@ import pytest
 from harness.data.imageio import write_label_png
 from harness.errors import UserError
 from harness.evaluation.aggregate import class_sums
+from harness.evaluation.bootstrap import draw_weights
 from harness.metrics import standard
 from harness.report import add_arguments, command
 from harness.report.build import Options, build_report
 from harness.report.runs import load_runs
-from harness.report.stats import Bootstrap, draw_weights, point_estimates
+from harness.report.stats import Bootstrap, point_estimates
 from harness.run.command import run_from_args
 
 CLASSES = ["sky", "road", "car", "person", "sign"]

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from harness.errors import UserError
+from harness.evaluation.bootstrap import percentile_interval as interval
 from harness.metrics.family import COUNT, MetricInfo
 from harness.metrics.registry import FAMILIES
 from harness.report import explorer as explorer_mod
@@ -27,7 +28,6 @@ from harness.report.stats import (
     FAMILY_ORDER,
     Bootstrap,
     ModelMetrics,
-    interval,
     intervals,
     point_estimates,
 )
@@ -100,12 +100,6 @@ def parent_of(metric: str, family: str, names: set) -> str | None:
     parent = m["base"] + (m["at"] or "")
     return parent if parent in names and parent != metric else None
 
-
-def _num(value) -> str:
-    """Full-precision value for data attributes (what the tests and the sorting read)."""
-    if value is None:
-        return ""
-    return "nan" if not math.isfinite(value) else repr(float(value))
 
 
 def _resolve_baseline(entries: list[Entry], name: str | None) -> Entry:
@@ -206,7 +200,7 @@ def _cell(e: Entry, base: Entry, metric: str, info: MetricInfo, level: float) ->
     """One model's value, interval, delta against the baseline and its interval for one metric."""
     value = e.point.scalars.get(metric)
     lo, hi = e.ci.get(metric, (math.nan, math.nan))
-    cell = {"label": e.label, "value": value, "text": formats.value_text(value, info), "num": _num(value),
+    cell = {"label": e.label, "value": value, "text": formats.value_text(value, info), "num": formats.data_number(value),
             "ci_lo": lo, "ci_hi": hi, "ci_text": formats.interval_text(lo, hi, info),
             "delta": None, "d_lo": math.nan, "d_hi": math.nan, "sig": 0, "is_base": e is base,
             "status": "absent" if value is None else ("nan" if not math.isfinite(value) else "ok")}
@@ -218,7 +212,7 @@ def _cell(e: Entry, base: Entry, metric: str, info: MetricInfo, level: float) ->
             cell["d_lo"], cell["d_hi"] = interval(e.dists[metric] - base.dists[metric], level)
             if math.isfinite(cell["d_lo"]) and (cell["d_lo"] > 0 or cell["d_hi"] < 0):
                 cell["sig"] = 1 if cell["d_lo"] > 0 else -1
-    cell["d_num"] = _num(cell["delta"])
+    cell["d_num"] = formats.data_number(cell["delta"])
     cell["d_text"] = formats.delta_text(cell["delta"], info)
     cell["d_ci_text"] = formats.interval_text(cell["d_lo"], cell["d_hi"], info, signed=True)
     # emphasis: significant, and not a delta that reads 0.00 (the CSV keeps the interval's verdict)
@@ -422,7 +416,7 @@ def run_to_run(data: dict, metrics: list[str]) -> list[dict]:
                 d = b - a
                 sig = math.isfinite(lo) and (lo > 0 or hi < 0) and not formats.rounds_to_zero(d, info)
                 lines.append({"metric": m, "a": formats.value_text(a, info), "b": formats.value_text(b, info),
-                              "d": formats.delta_text(d, info), "d_num": _num(d),
+                              "d": formats.delta_text(d, info), "d_num": formats.data_number(d),
                               "ci": formats.interval_text(lo, hi, info, signed=True),
                               "verdict": "differs" if sig else ("no interval" if not math.isfinite(lo)
                                                                  else "not significant")})
@@ -457,11 +451,11 @@ def _per_class_view(entries, base, boot: Bootstrap, level: float) -> dict | None
             d = v - bv
             lo, hi = (bounds[e.label][0][i], bounds[e.label][1][i]) if e.label in bounds else (math.nan, math.nan)
             sig = math.isfinite(lo) and (lo > 0 or hi < 0) and not formats.rounds_to_zero(d, info)
-            vals.append({"num": _num(v), "text": formats.value_text(v, info), "d_num": _num(d),
+            vals.append({"num": formats.data_number(v), "text": formats.value_text(v, info), "d_num": formats.data_number(d),
                          "d_text": formats.delta_text(d, info), "d_ci": formats.interval_text(lo, hi, info, True),
                          "cls": "" if not sig else ("sig better" if d > 0 else "sig worse")})
         rows.append({"cls": cls, "split": str(pc["split"].iloc[i]) if "split" in pc else "",
-                     "pixels": int(pixels[i]), "base_num": _num(bv), "base_text": formats.value_text(bv, info),
+                     "pixels": int(pixels[i]), "base_num": formats.data_number(bv), "base_text": formats.value_text(bv, info),
                      "vals": vals})
     return {"base": base.label, "labels": [e.label for e in others], "rows": rows,
             "hidden": int((~(pixels > 0)).sum())}

@@ -69,3 +69,11 @@ def interval_text(lo: float, hi: float, info: MetricInfo, signed: bool = False) 
 def rounds_to_zero(delta, info: MetricInfo) -> bool:
     """The delta as shown is zero (then it is never emphasised, whatever its interval)."""
     return delta is None or not math.isfinite(delta) or float(fixed(abs(delta), digits(info)).replace(",", "")) == 0
+
+
+def data_number(value) -> str:
+    """Full-precision value for data attributes (what the tests and the sorting read): '' for none,
+    'nan' for a missing number."""
+    if value is None:
+        return ""
+    return "nan" if not math.isfinite(value) else repr(float(value))

@@ -315,7 +315,7 @@ def differences(entries, base, col, level: float = 95.0) -> Figure | None:
     """Forest plot: model − baseline of object recall and object IoU per bucket, with the paired
     bootstrap interval of the difference; 0 = no difference. One row per bucket (its edges and the
     baseline's number of objects on the axis), one marker per model (run: line style)."""
-    from harness.report.stats import interval
+    from harness.evaluation.bootstrap import percentile_interval as interval
 
     others = [e for e in entries if e is not base and e.model.run.dataset_key == base.model.run.dataset_key]
     rows = _bucket_rows(base)

@@ -278,11 +278,6 @@ def largest_drop(rows: pd.DataFrame) -> dict | None:
 # the page's view
 
 
-def _num(value) -> str:
-    if value is None:
-        return ""
-    return "nan" if not math.isfinite(value) else repr(float(value))
-
 
 def _ratio_text(value) -> str:
     if value is None:
@@ -304,16 +299,16 @@ def headline_rows(rr: RunRobustness, infos: dict) -> list[dict]:
             rows = rr.rows(model, metric)
             clean = rows.loc[rows["condition"] == CLEAN, "value"]
             cv = float(clean.iloc[0]) if len(clean) else None
-            cells = {"clean": {"num": _num(cv), "text": formats.value_text(cv, info) if cv is not None else "—"}}
+            cells = {"clean": {"num": formats.data_number(cv), "text": formats.value_text(cv, info) if cv is not None else "—"}}
             for measure in MEASURES:
                 v = _measure(rr.summary, model, metric, measure)
                 text = (formats.value_text(v, info) if v is not None else "—") if measure == "mPC" else _ratio_text(v)
-                cells[measure] = {"num": _num(v), "text": text}
+                cells[measure] = {"num": formats.data_number(v), "text": text}
             drop = largest_drop(rows)
             if drop is not None:
-                drop.update(num=_num(drop["difference"]), text=formats.value_text(drop["difference"], info),
+                drop.update(num=formats.data_number(drop["difference"]), text=formats.value_text(drop["difference"], info),
                             ci=formats.interval_text(drop["lo"], drop["hi"], info),
-                            lo_num=_num(drop["lo"]), hi_num=_num(drop["hi"]))
+                            lo_num=formats.data_number(drop["lo"]), hi_num=formats.data_number(drop["hi"]))
             out.append({"model": model, "metric": metric, "cells": cells, "drop": drop,
                         "is_reference": model == rr.reference})
     return out
@@ -343,7 +338,7 @@ def heat_view(rr: RunRobustness) -> list[dict]:
                 v, n = table[(model, corruption, name)]
                 v = float(v)
                 bg, fg = _cell_colour(v)
-                cells.append({"bucket": name, "num": _num(v), "text": formats.fixed(v, 2) if math.isfinite(v) else "",
+                cells.append({"bucket": name, "num": formats.data_number(v), "text": formats.fixed(v, 2) if math.isfinite(v) else "",
                               "style": f"background: {bg}; color: {fg}" if bg else "", "n": int(n)})
             rows.append({"corruption": corruption, "cells": cells})
         out.append({"model": model, "columns": cols, "rows": rows})

@@ -21,13 +21,7 @@ import numpy as np
 import pandas as pd
 
 from harness.evaluation.aggregate import summarize
-from harness.evaluation.bootstrap import (  # noqa: F401 - draw_weights: the report's resamples
-    checked,
-    draw_weights,
-    percentile_interval,
-    resampled_metrics,
-    with_point_row,
-)
+from harness.evaluation.bootstrap import checked, draw_weights, resampled_metrics, with_point_row
 from harness.metrics.registry import FAMILIES
 from harness.metrics.resampling import Resampling
 from harness.metrics.standard import COUNT_COLUMNS, per_class_metrics
@@ -139,6 +133,3 @@ def intervals(values: np.ndarray, level: float = 95.0) -> tuple[np.ndarray, np.n
         warnings.simplefilter("ignore", RuntimeWarning)
         lo, hi = np.nanpercentile(values, [(100 - level) / 2, 100 - (100 - level) / 2], axis=0)
     return lo, hi
-
-
-interval = percentile_interval  # one interval of [B] values (the report's cells)
